@@ -1,0 +1,31 @@
+# authgate: `make run` starts a dev server on SQLite, `make test` runs the whole suite.
+# Both create .venv and install the project (with pinned dependencies) on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test bench clean lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/authgate migrate
+	$(BIN)/authgate serve
+
+# The machine's PostgreSQL and Redis are used when they answer (scripts/test-services prints
+# the variables); tests that need them skip outside CI when absent and fail under CI=true.
+test: install
+	eval "$$($(BIN)/python scripts/test-services)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache

@@ -1,0 +1,1 @@
+"""Mailers: SMTP, console (dev only); SendGrid and Mandrill over HTTP."""

@@ -1,0 +1,155 @@
+"""``create_app(settings)``: one FastAPI app serving every surface over one core."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authgate import __version__
+from authgate.config import Settings
+from authgate.container import Container, build
+from authgate.core.service import Core
+from authgate.surfaces import csrf, form, ops
+from authgate.surfaces.common import BodyLimit, Surfaces, install_error_handlers
+
+log = structlog.get_logger("authgate.http")
+
+# Optional surfaces register themselves here when their module exists (one module per contract).
+OPTIONAL_SURFACES = ("app", "sync", "customer", "firebase", "pages")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "authgate_requests_total", "HTTP requests", ["surface", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "authgate_request_seconds", "HTTP request latency", ["surface"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+class AccessLog:
+    """Request id, method, path, status, latency and surface for every request; metrics too."""
+
+    def __init__(self, app: ASGIApp, surfaces: Surfaces, metrics: Metrics) -> None:
+        self.app = app
+        self.surfaces = surfaces
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        request_id = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")[:64]
+        request_id = request_id or uuid.uuid4().hex
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            surface = self.surfaces.for_path(scope.get("path", "/")).name
+            self.metrics.requests.labels(surface, scope.get("method", ""), str(status)).inc()
+            self.metrics.latency.labels(surface).observe(elapsed)
+            log.info(
+                "request",
+                request_id=request_id,
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                latency_ms=round(elapsed * 1000, 2),
+                surface=surface,
+            )
+
+
+def create_app(settings: Settings, *, core: Core | None = None, internal: bool = False) -> FastAPI:
+    """Build the ASGI app. With ``core`` given the caller owns its lifetime; otherwise the app's
+    lifespan builds and closes it. ``internal`` marks the internal listener (x-user-ctx honoured)."""
+    holder: dict[str, Container] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if core is None:
+            container = await build(settings)
+            holder["c"] = container
+            app.state.core = container.core
+        try:
+            yield
+        finally:
+            if "c" in holder:
+                await holder.pop("c").close()
+
+    app = FastAPI(
+        title="authgate",
+        version=__version__,
+        description="Self-hosted authentication: five client contracts over one identity core.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.internal = internal
+    app.state.trusted_networks = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+    if core is not None:
+        app.state.core = core
+
+    surfaces = Surfaces(ops.SPEC)
+    for module in (ops, form, csrf):
+        surfaces.add(module.SPEC)
+        app.include_router(module.router)
+    for name in OPTIONAL_SURFACES:
+        module = _optional(name)
+        if module is not None:
+            surfaces.add(module.SPEC)
+            app.include_router(module.router)
+    install_error_handlers(app, surfaces)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.state.surfaces = surfaces
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, surfaces=surfaces)
+    app.add_middleware(AccessLog, surfaces=surfaces, metrics=metrics)
+    return app
+
+
+def _optional(name: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(f"authgate.surfaces.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"authgate.surfaces.{name}":
+            raise
+        return None
+
+
+def factory() -> FastAPI:
+    """For ``uvicorn --factory authgate.app:factory`` (multi-worker serve): settings from env."""
+    from authgate import logging as applog
+
+    settings = Settings()
+    applog.configure(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Use cases every surface shares: written once here, mapped by each surface."""

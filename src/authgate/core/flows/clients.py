@@ -1,0 +1,75 @@
+"""Client apps (CONTRACT §1 app signature, §5 client credentials): registration and checks."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from authgate.core import ids
+from authgate.core.crypto import sha256_hex
+from authgate.core.errors import AuthError, ErrorCode, invalid
+from authgate.core.model import ClientApp
+from authgate.core.service import Core
+
+PLATFORMS = ("ios", "android", "web")
+_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+
+
+def parse_version(value: str) -> tuple[int, ...] | None:
+    value = value.strip()
+    if not _VERSION.fullmatch(value):
+        return None
+    return tuple(int(p) for p in value.split("."))
+
+
+async def register_client(
+    core: Core, name: str, platforms: list[str], min_versions: list[str]
+) -> dict[str, Any]:
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise invalid("name", "1-100 characters")
+    chosen = sorted(set(p.lower() for p in platforms)) or list(PLATFORMS)
+    for p in chosen:
+        if p not in PLATFORMS:
+            raise invalid("platform", f"unknown platform {p}")
+    minimums: dict[str, str] = {}
+    for item in min_versions:
+        platform, _, version = item.partition("=")
+        if platform.lower() not in PLATFORMS or parse_version(version) is None:
+            raise invalid("min-version", f"expected PLATFORM=X.Y.Z, got {item}")
+        minimums[platform.lower()] = version.strip()
+    client_id = "cl_" + ids.token(12)
+    secret = ids.token(32)
+    client = ClientApp(
+        id=core.snowflake.next(),
+        client_id=client_id,
+        name=name,
+        secret_hash=sha256_hex(secret),
+        secret_enc=core.keyed.seal(secret),
+        platforms=chosen,
+        min_versions=minimums,
+        enabled=True,
+        created_at=datetime.now(UTC),
+    )
+    async with core.store.transaction() as tx:
+        await tx.clients.create(client)
+    return {
+        "clientId": client_id,
+        "clientSecret": secret,
+        "name": name,
+        "platforms": chosen,
+        "minVersions": minimums,
+    }
+
+
+async def authenticate_client(core: Core, client_id: str | None, client_secret: str | None) -> ClientApp:
+    """A registered, enabled client whose secret matches (constant time), or ``client_invalid``."""
+    if not client_id or not client_secret or len(client_id) > 128 or len(client_secret) > 256:
+        raise AuthError(ErrorCode.CLIENT_INVALID)
+    async with core.store.transaction(write=False) as tx:
+        client = await tx.clients.get(client_id)
+    expected = client.secret_hash if client else sha256_hex("absent-client")
+    if not core.keyed.same(expected, sha256_hex(client_secret)) or client is None or not client.enabled:
+        raise AuthError(ErrorCode.CLIENT_INVALID)
+    return client

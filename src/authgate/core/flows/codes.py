@@ -1,0 +1,137 @@
+"""Sending and checking OTP codes, shared by the app, form and Firebase surfaces.
+
+Limits (CONTRACT §1): one send a minute per identifier and purpose, ten an hour per identifier.
+A code whose message could not be sent is burnt before the error reaches the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from authgate.core import audit
+from authgate.core.audit import Event
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.messages import otp_text
+from authgate.core.model import OneTimeSecret, RequestContext, User
+from authgate.core.service import Core
+
+
+@dataclass(frozen=True)
+class Destination:
+    channel: str  # "email" or "sms"
+    address: str
+
+
+async def send_code(
+    core: Core,
+    ctx: RequestContext,
+    *,
+    purpose: str,
+    identifier: str,
+    destinations: list[Destination],
+    user_id: int | None = None,
+) -> OneTimeSecret:
+    """Issue one code for ``purpose``/``identifier`` and send it to every destination."""
+    if not destinations:
+        raise AuthError(ErrorCode.NO_CHANNEL)
+    s = core.settings
+    await core.guard.hit("otp_send", f"{purpose}:{identifier}", s.limit_otp_send_purpose)
+    await core.guard.hit("otp_send_hourly", identifier, s.limit_otp_send_hourly)
+    channel = "+".join(d.channel for d in destinations)
+    async with core.store.transaction() as tx:
+        row, code = await core.otp.issue(tx, purpose, identifier, user_id=user_id, channel=channel)
+    subject, text = otp_text(ctx.locale, code, max(1, core.otp.ttl // 60))
+    try:
+        for dest in destinations:
+            if dest.channel == "email":
+                await core.messenger.email(dest.address, subject, text)
+            else:
+                await core.messenger.sms(dest.address, text)
+    except AuthError:
+        await core.otp.burn(row.id)
+        raise
+    async with core.store.transaction() as tx:
+        await audit.record(tx, Event.OTP_SENT, ctx, user_id, purpose=purpose, channel=channel)
+    return row
+
+
+async def check_code(
+    core: Core,
+    ctx: RequestContext,
+    *,
+    secret_id: str,
+    code: str,
+    purpose: str,
+    identifier: str | None = None,
+) -> OneTimeSecret:
+    try:
+        row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
+    except AuthError as exc:
+        if exc.code is ErrorCode.OTP_INVALID:
+            async with core.store.transaction() as tx:
+                await audit.record(tx, Event.OTP_FAILED, ctx, None, purpose=purpose)
+        raise
+    async with core.store.transaction() as tx:
+        await audit.record(tx, Event.OTP_VERIFIED, ctx, row.user_id, purpose=purpose)
+    return row
+
+
+CHANNEL_PURPOSE = "verify_channel"
+
+
+def channel_configured(core: Core, channels: str) -> bool:
+    email = channels in ("email", "both") and core.messenger.has_email
+    sms = channels in ("sms", "both") and core.messenger.has_sms
+    return bool(email or sms)
+
+
+def channel_destinations(core: Core, email: str | None, phone: str | None, channels: str) -> list[Destination]:
+    """Where an account's verification code goes: email, SMS or both, as configured and possible."""
+    out = []
+    if channels in ("email", "both") and email and core.messenger.has_email:
+        out.append(Destination("email", email))
+    if channels in ("sms", "both") and phone and core.messenger.has_sms:
+        out.append(Destination("sms", phone))
+    return out
+
+
+async def send_channel_code(core: Core, ctx: RequestContext, user: User, channels: str) -> None:
+    """Send one code to the account's email and/or phone, to prove it owns them."""
+    destinations = channel_destinations(core, user.email, user.phone, channels)
+    await send_code(
+        core,
+        ctx,
+        purpose=CHANNEL_PURPOSE,
+        identifier=f"user:{user.id}",
+        destinations=destinations,
+        user_id=user.id,
+    )
+
+
+async def confirm_channel(core: Core, ctx: RequestContext, user_id: int, code: str, channel: str) -> User:
+    """Check the latest channel code and mark ``channel`` ("email" or "phone") verified."""
+    identifier = f"user:{user_id}"
+    async with core.store.transaction(write=False) as tx:
+        row = await tx.secrets.get_active(CHANNEL_PURPOSE, identifier)
+    if row is None:
+        raise AuthError(ErrorCode.OTP_INVALID)
+    await check_code(core, ctx, secret_id=row.id, code=code, purpose=CHANNEL_PURPOSE, identifier=identifier)
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        if user is None:
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        if channel == "email":
+            if not user.email:
+                raise AuthError(ErrorCode.INVALID_FIELD, field="user.verification-status", detail="no email")
+            user.email_verified = True
+            event = Event.EMAIL_VERIFIED
+        else:
+            if not user.phone:
+                raise AuthError(ErrorCode.INVALID_FIELD, field="user.verification-status", detail="no phone")
+            user.phone_verified = True
+            event = Event.PHONE_VERIFIED
+        user.updated_at = datetime.now(UTC)
+        await tx.users.save(user)
+        await audit.record(tx, event, ctx, user.id, method="otp")
+    return user

@@ -1,0 +1,126 @@
+"""Log in with a password: one flow for the form, app, sync and hosted surfaces.
+
+Order matters for enumeration and timing: the password is always checked (against a dummy hash
+for unknown accounts) before anything about the account is revealed; lockout is counted on the
+user row, so every spelling of the account (username, email, phone, any case) shares one counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from authgate.core import audit
+from authgate.core.audit import Event
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.flows.users import find_user
+from authgate.core.identifiers import classify
+from authgate.core.model import RequestContext, User
+from authgate.core.service import Core
+from authgate.core.sessions import Issued
+
+MAX_PASSWORD_INPUT = 1024  # longer input is a failed login, never hashed at length
+
+
+@dataclass
+class LoginResult:
+    user: User
+    issued: Issued | None
+
+
+def lock_active(core: Core, user: User, now: datetime) -> bool:
+    if not user.is_locked:
+        return False
+    if user.locked_at is None:
+        return True
+    return now < user.locked_at + timedelta(minutes=core.settings.lockout_minutes)
+
+
+async def check_password(
+    core: Core, ctx: RequestContext, login_id: str, password: str, *, field: str = "loginID"
+) -> User:
+    """Return the user whose password this is, or raise; counts failures and locks accounts."""
+    settings = core.settings
+    await core.guard.check("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+    login = classify(login_id, settings.default_region, field)
+    async with core.store.transaction(write=False) as tx:
+        user = await find_user(tx, login)
+    stored = user.password_hash if user else None
+    if len(password) > MAX_PASSWORD_INPUT:
+        ok, rehash = False, False
+    else:
+        ok, rehash = await core.hasher.verify(stored, password)
+    now = datetime.now(UTC)
+    if user is None or user.deleted_at is not None:
+        await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+        async with core.store.transaction() as tx:
+            await audit.record(tx, Event.LOGIN_FAILED, ctx, reason="unknown_user", kind=login.kind.name)
+        raise AuthError(ErrorCode.USER_NOT_FOUND)
+
+    async with core.store.transaction() as tx:
+        fresh = await tx.users.get(user.id, for_update=True)
+        if fresh is None:
+            raise AuthError(ErrorCode.USER_NOT_FOUND)
+        user = fresh
+        if user.is_locked and not lock_active(core, user, now):
+            user.is_locked, user.locked_at, user.failed_logins = False, None, 0
+            await tx.users.save(user)
+            await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
+        if not ok:
+            failures = await tx.users.add_failed_login(user.id)
+            if settings.lockout_threshold and failures >= settings.lockout_threshold and not user.is_locked:
+                user.failed_logins = failures
+                user.is_locked, user.locked_at = True, now
+                await tx.users.save(user)
+                await audit.record(tx, Event.ACCOUNT_LOCKED, ctx, user.id, failures=failures)
+            await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
+    if not ok:
+        await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+        raise AuthError(ErrorCode.INVALID_CREDENTIALS)
+    if user.is_locked:
+        await _fail(core, ctx, user, "locked")
+        raise AuthError(ErrorCode.ACCOUNT_LOCKED)
+    if not user.is_active:
+        await _fail(core, ctx, user, "inactive")
+        raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
+    if rehash:
+        new_hash = await core.hasher.hash(password)
+        async with core.store.transaction() as tx:
+            fresh = await tx.users.get(user.id, for_update=True)
+            if fresh and fresh.password_hash == stored:
+                fresh.password_hash = new_hash
+                await tx.users.save(fresh)
+                user = fresh
+    return user
+
+
+async def _fail(core: Core, ctx: RequestContext, user: User, reason: str) -> None:
+    async with core.store.transaction() as tx:
+        await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason=reason)
+
+
+async def password_login(
+    core: Core,
+    ctx: RequestContext,
+    login_id: str,
+    password: str,
+    *,
+    field: str = "loginID",
+    device_token: str | None = None,
+    device_type: int | None = None,
+    device_info: str | None = None,
+) -> LoginResult:
+    """Check the password and open a session."""
+    user = await check_password(core, ctx, login_id, password, field=field)
+    async with core.store.transaction() as tx:
+        fresh = await tx.users.get(user.id, for_update=True)
+        if fresh is None:
+            raise AuthError(ErrorCode.USER_NOT_FOUND)
+        if fresh.failed_logins:
+            fresh.failed_logins = 0
+            await tx.users.save(fresh)
+        issued = await core.sessions.start(
+            tx, fresh, ctx, device_token=device_token, device_type=device_type, device_info=device_info
+        )
+        await audit.record(tx, Event.LOGIN_SUCCEEDED, ctx, fresh.id, method="password", session=issued.session.id)
+    return LoginResult(fresh, issued)

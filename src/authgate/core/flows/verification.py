@@ -1,0 +1,93 @@
+"""Email verification links (form surface, hosted pages) and the redirect allowlist.
+
+A redirect URL is followed only when its origin is in AUTHGATE_REDIRECT_ALLOWLIST, checked both
+when the link is sent and when it is opened: no open redirect.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode, urlsplit
+
+from authgate.core import audit, ids
+from authgate.core.audit import Event
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.messages import link_text
+from authgate.core.model import RequestContext, User
+from authgate.core.service import Core
+
+PURPOSE = "verify_email"
+
+
+def origin_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def check_redirect(core: Core, url: str | None) -> str | None:
+    """The redirect URL if its origin is allowed; None when absent; 400 otherwise."""
+    if url is None or url == "":
+        return None
+    origin = origin_of(url)
+    allowed = {origin_of(item) for item in core.settings.redirect_allowlist}
+    if origin is None or origin not in allowed or any(ch in url for ch in "\r\n\\"):
+        raise AuthError(ErrorCode.REDIRECT_NOT_ALLOWED, field="redirect-url")
+    return url
+
+
+async def send_link(
+    core: Core, ctx: RequestContext, user: User, verify_path: str, redirect_url: str | None
+) -> None:
+    redirect = check_redirect(core, redirect_url)
+    if not user.email:
+        raise AuthError(ErrorCode.NO_CHANNEL, detail="email")
+    async with core.store.transaction() as tx:
+        secret = ids.token(24)
+        row, _ = await core.otp.issue(
+            tx,
+            PURPOSE,
+            user.email,
+            user_id=user.id,
+            channel="email",
+            ttl=core.settings.verification_ttl,
+            code=secret,
+        )
+    query = {"token": f"{row.id}.{secret}"}
+    if redirect:
+        query["redirect-url"] = redirect
+    link = f"{core.settings.public_url.rstrip('/')}{verify_path}?{urlencode(query)}"
+    subject, text = link_text(ctx.locale, link)
+    try:
+        await core.messenger.email(user.email, subject, text)
+    except AuthError:
+        await core.otp.burn(row.id)
+        raise
+
+
+async def open_link(core: Core, ctx: RequestContext, token: str, redirect_url: str | None) -> str | None:
+    """Use a verification token: mark the email verified; return where to redirect, if anywhere."""
+    redirect = check_redirect(core, redirect_url)
+    if not token or token.count(".") != 1 or len(token) > 200:
+        raise AuthError(ErrorCode.VERIFICATION_INVALID)
+    secret_id, secret = token.split(".")
+    try:
+        row = await core.otp.consume(secret_id, secret, purpose=PURPOSE)
+    except AuthError as exc:
+        if exc.code is ErrorCode.OTP_INVALID:
+            raise AuthError(ErrorCode.VERIFICATION_INVALID) from None
+        raise
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(row.user_id or 0, for_update=True)
+        if user is None or (user.email or "") != row.identifier:
+            raise AuthError(ErrorCode.VERIFICATION_INVALID)
+        user.email_verified = True
+        user.updated_at = datetime.now(UTC)
+        await tx.users.save(user)
+        await audit.record(tx, Event.EMAIL_VERIFIED, ctx, user.id, method="link")
+    return redirect

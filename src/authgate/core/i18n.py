@@ -1,0 +1,181 @@
+"""Localised, user-safe messages keyed by the stable error codes; shared by every surface.
+
+Locale comes from the ``locale`` header, then ``Accept-Language``; the default is ``en``.
+"""
+
+from __future__ import annotations
+
+from authgate.core.errors import ErrorCode as C
+
+LOCALES = ("en", "zh-Hant", "zh", "fr", "sw")
+
+_EN: dict[str, str] = {
+    C.MALFORMED_JSON: "Malformed JSON body",
+    C.INVALID_FIELD: "Invalid value for {field}",
+    C.BODY_TOO_LARGE: "Request body too large",
+    C.ROUTE_NOT_FOUND: "Not found",
+    C.METHOD_NOT_ALLOWED: "Method not allowed",
+    C.MISSING_HEADER: "Missing or invalid header: {field}",
+    C.ACCOUNT_NOT_FOUND: "The username does not exist",
+    C.USER_EXISTS: "User already exists",
+    C.IDENTIFIER_TAKEN: "This {field} is already in use",
+    C.INVALID_CREDENTIALS: "Invalid username or password",
+    C.USER_NOT_FOUND: "User not found",
+    C.ACCOUNT_INACTIVE: "The account is inactive",
+    C.ACCOUNT_LOCKED: "The account is locked",
+    C.PASSWORD_ALREADY_SET: "A password is already set",
+    C.PASSWORD_POLICY: "The password does not meet the policy",
+    C.TOKEN_MISSING: "Token is missing or invalid",
+    C.TOKEN_INVALID: "Token is missing or invalid",
+    C.TOKEN_EXPIRED: "Token has expired",
+    C.REFRESH_INVALID: "Invalid refresh token",
+    C.REFRESH_EXPIRED: "Refresh token expired",
+    C.INSUFFICIENT_SCOPE: "This token may not be used here",
+    C.FORBIDDEN: "Forbidden",
+    C.CSRF_INVALID: "Invalid or missing CSRF token",
+    C.SIGNATURE_INVALID: "Invalid app signature",
+    C.CLIENT_INVALID: "Invalid client",
+    C.APP_VERSION_TOO_OLD: "This app version is no longer supported; please update",
+    C.OTP_INVALID: "The verification code is wrong or has expired",
+    C.OTP_TOKEN_INVALID: "The verification request is invalid or has expired",
+    C.OTP_NATURE_MISMATCH: "The verification request is not for this action",
+    C.VERIFICATION_INVALID: "The verification link is invalid or has expired",
+    C.REDIRECT_NOT_ALLOWED: "The redirect URL is not allowed",
+    C.PIN_NOT_SET: "No PIN is set",
+    C.PIN_INVALID: "The PIN is wrong",
+    C.PIN_LOCKED: "Too many wrong PINs; reset the PIN to use it again",
+    C.NO_CHANNEL: "No message channel is configured",
+    C.MESSAGE_NOT_SENT: "The message could not be sent; please try again later",
+    C.RATE_LIMITED: "Too many requests; try again in {retry_after} seconds",
+    C.OVERLOADED: "The service is busy; please try again",
+    C.SERVICE_UNAVAILABLE: "The service is temporarily unavailable",
+    C.FEDERATED_TOKEN_INVALID: "Invalid or expired Firebase token",
+    C.ONBOARDING_OUT_OF_ORDER: "This onboarding step is not the current one",
+    C.NOT_FOUND: "Not found",
+    C.INTERNAL: "Internal server error",
+}
+
+_ZH_HANT: dict[str, str] = {
+    C.ACCOUNT_NOT_FOUND: "輸入的用戶名不存在",
+    C.INVALID_FIELD: "{field} 的值無效",
+    C.MALFORMED_JSON: "JSON 格式錯誤",
+    C.USER_EXISTS: "用戶已存在",
+    C.IDENTIFIER_TAKEN: "此{field}已被使用",
+    C.INVALID_CREDENTIALS: "用戶名或密碼錯誤",
+    C.ACCOUNT_INACTIVE: "帳戶已停用",
+    C.ACCOUNT_LOCKED: "帳戶已被鎖定",
+    C.PASSWORD_ALREADY_SET: "已設定密碼",
+    C.PASSWORD_POLICY: "密碼不符合要求",
+    C.TOKEN_MISSING: "令牌缺失或無效",
+    C.TOKEN_INVALID: "令牌缺失或無效",
+    C.TOKEN_EXPIRED: "令牌已過期",
+    C.OTP_INVALID: "驗證碼錯誤或已過期",
+    C.OTP_TOKEN_INVALID: "驗證請求無效或已過期",
+    C.PIN_INVALID: "PIN 碼錯誤",
+    C.PIN_LOCKED: "PIN 碼錯誤次數過多，請重設 PIN 碼",
+    C.RATE_LIMITED: "請求過於頻繁，請於 {retry_after} 秒後再試",
+    C.MESSAGE_NOT_SENT: "訊息發送失敗，請稍後再試",
+    C.SERVICE_UNAVAILABLE: "服務暫時無法使用",
+}
+
+_ZH: dict[str, str] = {
+    C.ACCOUNT_NOT_FOUND: "输入的用户名不存在",
+    C.INVALID_FIELD: "{field} 的值无效",
+    C.MALFORMED_JSON: "JSON 格式错误",
+    C.USER_EXISTS: "用户已存在",
+    C.IDENTIFIER_TAKEN: "此{field}已被使用",
+    C.INVALID_CREDENTIALS: "用户名或密码错误",
+    C.ACCOUNT_INACTIVE: "账户已停用",
+    C.ACCOUNT_LOCKED: "账户已被锁定",
+    C.PASSWORD_ALREADY_SET: "已设置密码",
+    C.PASSWORD_POLICY: "密码不符合要求",
+    C.TOKEN_MISSING: "令牌缺失或无效",
+    C.TOKEN_INVALID: "令牌缺失或无效",
+    C.TOKEN_EXPIRED: "令牌已过期",
+    C.OTP_INVALID: "验证码错误或已过期",
+    C.OTP_TOKEN_INVALID: "验证请求无效或已过期",
+    C.PIN_INVALID: "PIN 码错误",
+    C.PIN_LOCKED: "PIN 码错误次数过多，请重置 PIN 码",
+    C.RATE_LIMITED: "请求过于频繁，请在 {retry_after} 秒后重试",
+    C.MESSAGE_NOT_SENT: "消息发送失败，请稍后再试",
+    C.SERVICE_UNAVAILABLE: "服务暂时不可用",
+}
+
+_FR: dict[str, str] = {
+    C.ACCOUNT_NOT_FOUND: "Le nom d'utilisateur n'existe pas",
+    C.INVALID_FIELD: "Valeur invalide pour {field}",
+    C.MALFORMED_JSON: "Corps JSON mal formé",
+    C.USER_EXISTS: "L'utilisateur existe déjà",
+    C.IDENTIFIER_TAKEN: "Ce {field} est déjà utilisé",
+    C.INVALID_CREDENTIALS: "Nom d'utilisateur ou mot de passe invalide",
+    C.ACCOUNT_INACTIVE: "Le compte est inactif",
+    C.ACCOUNT_LOCKED: "Le compte est verrouillé",
+    C.PASSWORD_ALREADY_SET: "Un mot de passe est déjà défini",
+    C.PASSWORD_POLICY: "Le mot de passe ne respecte pas la politique",
+    C.TOKEN_MISSING: "Jeton manquant ou invalide",
+    C.TOKEN_INVALID: "Jeton manquant ou invalide",
+    C.TOKEN_EXPIRED: "Le jeton a expiré",
+    C.OTP_INVALID: "Le code de vérification est faux ou a expiré",
+    C.OTP_TOKEN_INVALID: "La demande de vérification est invalide ou a expiré",
+    C.PIN_INVALID: "Le code PIN est faux",
+    C.PIN_LOCKED: "Trop de codes PIN erronés ; réinitialisez le code PIN",
+    C.RATE_LIMITED: "Trop de requêtes ; réessayez dans {retry_after} secondes",
+    C.MESSAGE_NOT_SENT: "Le message n'a pas pu être envoyé ; réessayez plus tard",
+    C.SERVICE_UNAVAILABLE: "Le service est temporairement indisponible",
+}
+
+_SW: dict[str, str] = {
+    C.ACCOUNT_NOT_FOUND: "Jina la mtumiaji halipo",
+    C.INVALID_FIELD: "Thamani batili ya {field}",
+    C.MALFORMED_JSON: "JSON si sahihi",
+    C.USER_EXISTS: "Mtumiaji tayari yupo",
+    C.IDENTIFIER_TAKEN: "{field} hii tayari inatumika",
+    C.INVALID_CREDENTIALS: "Jina la mtumiaji au nenosiri si sahihi",
+    C.ACCOUNT_INACTIVE: "Akaunti haitumiki",
+    C.ACCOUNT_LOCKED: "Akaunti imefungwa",
+    C.PASSWORD_ALREADY_SET: "Nenosiri tayari limewekwa",
+    C.PASSWORD_POLICY: "Nenosiri halikidhi masharti",
+    C.TOKEN_MISSING: "Tokeni haipo au si sahihi",
+    C.TOKEN_INVALID: "Tokeni haipo au si sahihi",
+    C.TOKEN_EXPIRED: "Tokeni imeisha muda",
+    C.OTP_INVALID: "Nambari ya uthibitisho si sahihi au imeisha muda",
+    C.OTP_TOKEN_INVALID: "Ombi la uthibitisho si sahihi au limeisha muda",
+    C.PIN_INVALID: "PIN si sahihi",
+    C.PIN_LOCKED: "PIN zisizo sahihi ni nyingi mno; weka PIN upya",
+    C.RATE_LIMITED: "Maombi mengi mno; jaribu tena baada ya sekunde {retry_after}",
+    C.MESSAGE_NOT_SENT: "Ujumbe haukutumwa; jaribu tena baadaye",
+    C.SERVICE_UNAVAILABLE: "Huduma haipatikani kwa sasa",
+}
+
+CATALOGUE: dict[str, dict[str, str]] = {"en": _EN, "zh-Hant": _ZH_HANT, "zh": _ZH, "fr": _FR, "sw": _SW}
+
+
+def negotiate(locale_header: str | None, accept_language: str | None) -> str:
+    """Pick one of LOCALES from the ``locale`` header, then ``Accept-Language``; ``en`` by default."""
+    for raw in (locale_header, accept_language):
+        if not raw:
+            continue
+        for part in raw.split(","):
+            tag = part.split(";")[0].strip().replace("_", "-")
+            found = match_locale(tag)
+            if found:
+                return found
+    return "en"
+
+
+def match_locale(tag: str) -> str | None:
+    low = tag.lower()
+    if not low:
+        return None
+    if low in ("zh-hant", "zh-tw", "zh-hk", "zh-mo") or low.startswith("zh-hant"):
+        return "zh-Hant"
+    primary = low.split("-")[0]
+    return primary if primary in ("en", "zh", "fr", "sw") else None
+
+
+def message(code: str, locale: str = "en", **params: object) -> str:
+    template = CATALOGUE.get(locale, _EN).get(code) or _EN.get(code) or code
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return template

@@ -1,0 +1,119 @@
+"""Login identifiers: classification (CONTRACT §1) and normalisation of usernames, emails, phones."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import unicodedata
+from dataclasses import dataclass
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from authgate.core.errors import invalid
+from authgate.core.model import AccountType
+
+USERNAME_RE = re.compile(r"^[\w.\-]{3,32}$")
+_PHONE_CHARS = re.compile(r"^\+?[\d\s\-().]{4,24}$")
+
+
+@dataclass(frozen=True)
+class LoginId:
+    kind: AccountType
+    value: str  # normalised: casefolded username, lower-cased email, E.164 phone
+
+
+def normalise_username(raw: str) -> str:
+    """NFKC then casefold: usernames are unique regardless of letter case and width forms."""
+    return unicodedata.normalize("NFKC", raw).casefold()
+
+
+def clean_username(raw: str, field: str = "username") -> str:
+    """The display form of a valid username (NFKC), or a 422 naming the field."""
+    value = unicodedata.normalize("NFKC", raw.strip())
+    if not USERNAME_RE.fullmatch(value) or not all(
+        ch.isalnum() or ch in "._-" for ch in value
+    ):
+        raise invalid(field, "3-32 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def normalise_email(raw: str, field: str = "email") -> str:
+    """Validated, lower-cased email (no DNS lookups: deliverability is the mail provider's job)."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise invalid(field, str(exc)) from None
+    return result.normalized.lower()
+
+
+def parse_phone(raw: str, region: str, field: str = "phone") -> str:
+    """E.164 form of a phone number; national numbers are read in the default region."""
+    value = raw.strip()
+    if not _PHONE_CHARS.fullmatch(value):
+        raise invalid(field, "not a phone number")
+    try:
+        number = phonenumbers.parse(value, None if value.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        raise invalid(field, "not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise invalid(field, "not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_phone(raw: str, region: str) -> str | None:
+    try:
+        return parse_phone(raw, region)
+    except Exception:
+        return None
+
+
+def classify(login_id: str, region: str, field: str = "loginID") -> LoginId:
+    """Contains ``@`` → email (2); parses as a phone → phone (3); otherwise username (1)."""
+    raw = login_id.strip()
+    if not raw:
+        raise invalid(field, "must not be empty")
+    if len(raw) > 320:
+        raise invalid(field, "too long")
+    if "@" in raw:
+        return LoginId(AccountType.EMAIL, normalise_email(raw, field))
+    phone = try_phone(raw, region)
+    if phone:
+        return LoginId(AccountType.PHONE, phone)
+    return LoginId(AccountType.USERNAME, normalise_username(raw))
+
+
+def national_number(e164: str) -> str:
+    """The national significant number of an E.164 phone (seed 001 shows ``68098227``)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+        return str(phonenumbers.national_significant_number(number))
+    except phonenumbers.NumberParseException:
+        return e164.lstrip("+")
+
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_username(prefix: str = "user") -> str:
+    return f"{prefix}_{''.join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))}"
+
+
+def username_base(seed: str) -> str:
+    """A username stem from an email local part or a name: allowed characters only, 3–24 chars."""
+    local = seed.split("@", 1)[0]
+    stem = "".join(ch for ch in unicodedata.normalize("NFKC", local) if ch.isalnum() or ch in "._-")
+    stem = stem.strip("._-")[:24]
+    if len(stem) < 3:
+        stem = (stem + "user")[:24]
+    return stem
+
+
+def username_candidates(seed: str) -> list[str]:
+    """The stem itself, then the stem with random digits: callers try them until one is free."""
+    stem = username_base(seed)
+    out = [stem]
+    for width in (3, 3, 4, 4, 6, 6, 8):
+        out.append(f"{stem}{''.join(secrets.choice(string.digits) for _ in range(width))}")
+    return out

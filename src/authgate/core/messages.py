@@ -1,0 +1,85 @@
+"""Sending OTPs and links through the configured providers, with retries and a clear failure.
+
+A provider call that fails is retried with exponential backoff; if every try fails the caller gets
+``message_not_sent`` and the flow that asked undoes what it prepared (no usable OTP is left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.ports import Mailer, SmsSender
+
+log = structlog.get_logger("authgate.messages")
+
+_OTP_TEXT = {
+    "en": ("Your verification code", "Your verification code is {code}. It expires in {minutes} minutes."),
+    "zh-Hant": ("您的驗證碼", "您的驗證碼是 {code}，將於 {minutes} 分鐘後失效。"),
+    "zh": ("您的验证码", "您的验证码是 {code}，将在 {minutes} 分钟后失效。"),
+    "fr": ("Votre code de vérification", "Votre code de vérification est {code}. Il expire dans {minutes} minutes."),
+    "sw": ("Nambari yako ya uthibitisho", "Nambari yako ya uthibitisho ni {code}. Itaisha baada ya dakika {minutes}."),
+}
+_LINK_TEXT = {
+    "en": ("Verify your email", "Open this link to verify your email address:\n\n{link}\n\nIt expires in 24 hours."),
+    "zh-Hant": ("驗證您的電子郵件", "請打開以下連結以驗證您的電子郵件地址：\n\n{link}\n\n連結將於 24 小時後失效。"),
+    "zh": ("验证您的电子邮件", "请打开以下链接以验证您的电子邮件地址：\n\n{link}\n\n链接将在 24 小时后失效。"),
+    "fr": ("Vérifiez votre adresse e-mail", "Ouvrez ce lien pour vérifier votre adresse e-mail :\n\n{link}\n\nIl expire dans 24 heures."),
+    "sw": ("Thibitisha barua pepe yako", "Fungua kiungo hiki kuthibitisha barua pepe yako:\n\n{link}\n\nKitaisha baada ya saa 24."),
+}
+
+
+def otp_text(locale: str, code: str, minutes: int) -> tuple[str, str]:
+    subject, body = _OTP_TEXT.get(locale, _OTP_TEXT["en"])
+    return subject, body.format(code=code, minutes=minutes)
+
+
+def link_text(locale: str, link: str) -> tuple[str, str]:
+    subject, body = _LINK_TEXT.get(locale, _LINK_TEXT["en"])
+    return subject, body.format(link=link)
+
+
+class Messenger:
+    def __init__(
+        self, mailer: Mailer | None, sms: SmsSender | None, retries: int = 3, backoff: float = 0.2
+    ) -> None:
+        self.mailer = mailer
+        self.sms_sender = sms
+        self.retries = max(1, retries)
+        self.backoff = backoff
+
+    @property
+    def has_email(self) -> bool:
+        return self.mailer is not None
+
+    @property
+    def has_sms(self) -> bool:
+        return self.sms_sender is not None
+
+    async def email(self, to: str, subject: str, text: str) -> None:
+        if self.mailer is None:
+            raise AuthError(ErrorCode.NO_CHANNEL, detail="email")
+        await self._with_retries(self.mailer.name, lambda: self.mailer.send(to, subject, text))  # type: ignore[union-attr]
+
+    async def sms(self, to: str, body: str) -> None:
+        if self.sms_sender is None:
+            raise AuthError(ErrorCode.NO_CHANNEL, detail="sms")
+        await self._with_retries(self.sms_sender.name, lambda: self.sms_sender.send(to, body))  # type: ignore[union-attr]
+
+    async def _with_retries(self, provider: str, call) -> None:  # type: ignore[no-untyped-def]
+        delay = self.backoff
+        for attempt in range(1, self.retries + 1):
+            try:
+                await call()
+                return
+            except AuthError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any provider failure is retried
+                log.warning("provider_failed", provider=provider, attempt=attempt, error=type(exc).__name__)
+                if attempt == self.retries:
+                    break
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AuthError(ErrorCode.MESSAGE_NOT_SENT)

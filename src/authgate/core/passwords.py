@@ -1,0 +1,154 @@
+"""Password and PIN hashing, the password policy, and legacy-hash import.
+
+Argon2id with at least OWASP's parameters (m=19 MiB, t=2, p=1). Hashing runs in a bounded thread
+pool (argon2-cffi releases the GIL), never on the event loop; when the queue in front of the pool
+is full the call is shed with 503 rather than left to time out (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import string
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from importlib import resources
+
+import bcrypt
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from authgate.core.errors import AuthError, ErrorCode, invalid
+
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
+PBKDF2_PREFIX = "pbkdf2_sha256$"
+_PRINTABLE_SPECIALS = set(string.punctuation)
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    text = resources.files("authgate.core").joinpath("data/common_passwords.txt").read_text()
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+class PasswordPolicy:
+    """Seed 001: 6–40 characters of letters, digits and printable ASCII specials; not a common one.
+
+    ``any_printable`` is the hardened profile (NIST SP 800-63B §5.1.1.2: any printable character,
+    including spaces and Unicode).
+    """
+
+    def __init__(
+        self, min_length: int = 6, max_length: int = 40, any_printable: bool = False, check_common: bool = True
+    ) -> None:
+        self.min_length = min_length
+        self.max_length = max_length
+        self.any_printable = any_printable
+        self.check_common = check_common
+
+    def check(self, password: str, field: str = "password") -> None:
+        if not (self.min_length <= len(password) <= self.max_length):
+            raise invalid(field, f"must be {self.min_length}-{self.max_length} characters")
+        if self.any_printable:
+            if not password.isprintable():
+                raise invalid(field, "contains characters that are not printable")
+        elif not all(ch.isascii() and (ch.isalnum() or ch in _PRINTABLE_SPECIALS) for ch in password):
+            raise invalid(field, "only letters, digits and special characters are allowed")
+        if self.check_common and password.lower() in common_passwords():
+            raise invalid(field, "is too common")
+
+
+class PasswordHasher:
+    def __init__(
+        self,
+        memory_kib: int = 19456,
+        time_cost: int = 2,
+        parallelism: int = 1,
+        workers: int = 0,
+        queue_limit: int = 64,
+        pepper: bytes = b"",
+    ) -> None:
+        self._argon = Argon2Hasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2"
+        )
+        self._queue_limit = queue_limit
+        self._pending = 0
+        # Verified against when the account does not exist, so unknown users cost the same time.
+        self._dummy = self._argon.hash(os.urandom(16).hex())
+
+    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+        if self._pending >= self._queue_limit:
+            raise AuthError(ErrorCode.OVERLOADED)
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self._pending -= 1
+
+    async def hash(self, secret: str) -> str:
+        return await self._run(self._argon.hash, secret)  # type: ignore[no-any-return]
+
+    async def verify(self, stored: str | None, secret: str) -> tuple[bool, bool]:
+        """(matches, needs_rehash). ``stored`` None runs a dummy verification of equal cost."""
+        return await self._run(self._verify_sync, stored, secret)  # type: ignore[no-any-return]
+
+    def _verify_sync(self, stored: str | None, secret: str) -> tuple[bool, bool]:
+        if stored is None:
+            try:
+                self._argon.verify(self._dummy, secret)
+            except VerificationError:
+                pass
+            return False, False
+        if stored.startswith(ARGON2_PREFIXES):
+            try:
+                self._argon.verify(stored, secret)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False, False
+            return True, self._argon.check_needs_rehash(stored)
+        if stored.startswith(BCRYPT_PREFIXES):
+            raw = secret.encode()
+            if len(raw) > 72:  # bcrypt cannot check past 72 bytes: a failed login, never an error
+                return False, False
+            try:
+                ok = bcrypt.checkpw(raw, stored.replace("$2y$", "$2b$", 1).encode())
+            except ValueError:
+                return False, False
+            return ok, ok
+        if stored.startswith(PBKDF2_PREFIX):
+            ok = _check_pbkdf2(stored, secret)
+            return ok, ok
+        return False, False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def is_accepted_prehash(value: str) -> bool:
+    """Hashes accepted on import and re-hashed to argon2id at the next successful login."""
+    if value.startswith(BCRYPT_PREFIXES):
+        return len(value) == 60
+    if value.startswith(ARGON2_PREFIXES):
+        return value.count("$") >= 4
+    if value.startswith(PBKDF2_PREFIX):
+        return value.count("$") == 3
+    return False
+
+
+def _check_pbkdf2(stored: str, secret: str) -> bool:
+    """Django's ``pbkdf2_sha256$<iterations>$<salt>$<b64 digest>``."""
+    try:
+        _, iterations, salt, expected = stored.split("$", 3)
+        digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt.encode(), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(base64.b64encode(digest).decode(), expected)

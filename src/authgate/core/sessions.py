@@ -1,0 +1,266 @@
+"""Sessions: opaque refresh tokens (hashed at rest), access JWTs bound to a session, revocation.
+
+An access token is accepted only while its session is live. Each node keeps a session's status
+for ``revocation_cache_seconds`` (0.5 s by default) before asking the database again, so a
+revocation made on any node holds everywhere within one second at the cost of at most one lookup
+per session per interval; a revocation made on this node holds at once (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authgate.core import ids
+from authgate.core.crypto import Keyed, sha256_hex
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.model import Role, Session, SessionScope, TokenType, User
+from authgate.core.model import RequestContext as Ctx
+from authgate.core.ports import Store, Tx
+from authgate.core.tokens import Claims, TokenService
+
+
+@dataclass
+class Principal:
+    """Who is calling: a user session, or a client app (``client_id``) with no user."""
+
+    typ: str
+    user_id: int | None = None
+    session_id: str | None = None
+    username: str | None = None
+    roles: list[str] = field(default_factory=list)
+    client_id: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    def has_role_at_least(self, role: Role) -> bool:
+        probe = User(id=0, guid="", username="", roles=self.roles)
+        return probe.has_role_at_least(role)
+
+
+@dataclass
+class Issued:
+    session: Session
+    refresh_token: str
+    access_token: str
+    expires_in: int
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: Store,
+        tokens: TokenService,
+        keyed: Keyed,
+        *,
+        access_ttl: int,
+        refresh_ttl: int,
+        reset_ttl: int,
+        rotation: bool,
+        grace_seconds: int,
+        cache_seconds: float,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.keyed = keyed
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self.reset_ttl = reset_ttl
+        self.rotation = rotation
+        self.grace = timedelta(seconds=grace_seconds)
+        self.cache_seconds = cache_seconds
+        self._status: dict[str, tuple[bool, float]] = {}
+
+    # --- issuing ---------------------------------------------------------------------------------
+    async def start(
+        self,
+        tx: Tx,
+        user: User,
+        ctx: Ctx,
+        *,
+        scope: SessionScope = SessionScope.FULL,
+        device_token: str | None = None,
+        device_type: int | None = None,
+        device_info: str | None = None,
+    ) -> Issued:
+        """Create a session inside ``tx`` and mint its first access and refresh tokens."""
+        now = datetime.now(UTC)
+        refresh = ids.token(32)
+        ttl = self.reset_ttl if scope is SessionScope.RESET else self.refresh_ttl
+        session = Session(
+            id=ids.short_id(),
+            user_id=user.id,
+            refresh_hash=sha256_hex(refresh),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            scope=scope.value,
+            last_used_at=now,
+            device_token=device_token,
+            device_type=device_type,
+            device_info=device_info,
+            ip=ctx.ip,
+            user_agent=(ctx.user_agent or "")[:255] or None,
+            surface=ctx.surface or None,
+        )
+        await tx.sessions.create(session)
+        access, expires_in = await self.access_token(user, session)
+        return Issued(session, refresh, access, expires_in)
+
+    async def access_token(self, user: User, session: Session) -> tuple[str, int]:
+        if session.scope == SessionScope.RESET.value:
+            token, _ = await self.tokens.sign(
+                TokenType.RESET, str(user.id), self.reset_ttl, sid=session.id, username=user.username
+            )
+            return token, self.reset_ttl
+        token, _ = await self.tokens.sign(
+            TokenType.ACCESS,
+            str(user.id),
+            self.access_ttl,
+            sid=session.id,
+            username=user.username,
+            roles=list(user.roles),
+        )
+        return token, self.access_ttl
+
+    # --- refresh ---------------------------------------------------------------------------------
+    async def refresh(self, refresh_token: str) -> tuple[User, Issued]:
+        """Exchange a refresh token for a new access token (and, with rotation, a new refresh token).
+
+        With rotation, presenting the previous token within the grace window returns the pair
+        already minted for it (parallel tabs, retries); after the window it is a replay and the
+        whole session is revoked (OAuth 2.0 Security BCP §4.14.2, refresh token reuse detection).
+        """
+        if not refresh_token or len(refresh_token) > 512:
+            raise AuthError(ErrorCode.REFRESH_INVALID)
+        digest = sha256_hex(refresh_token)
+        now = datetime.now(UTC)
+        replay = False
+        async with self.store.transaction() as tx:
+            session = await tx.sessions.get_by_refresh_hash(digest, for_update=True)
+            if session is None or session.scope != SessionScope.FULL.value:
+                raise AuthError(ErrorCode.REFRESH_INVALID)
+            if session.revoked_at is not None:
+                raise AuthError(ErrorCode.REFRESH_INVALID)
+            if session.expires_at <= now:
+                raise AuthError(ErrorCode.REFRESH_EXPIRED)
+            user = await tx.users.get(session.user_id)
+            if user is None:
+                raise AuthError(ErrorCode.REFRESH_INVALID)
+            if not user.is_active or user.is_locked:
+                raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
+            if session.refresh_hash != digest:  # the previous token of a rotated session
+                grace = session.rotated_at is not None and now - session.rotated_at <= self.grace
+                cached = self._grace_pair(session) if grace else None
+                if cached is None:
+                    session.revoked_at = now
+                    session.revoked_reason = "refresh_reuse"
+                    await tx.sessions.save(session)
+                    replay = True
+                else:
+                    return user, Issued(session, cached[0], cached[1], self.access_ttl)
+            if not replay:
+                new_refresh = refresh_token
+                if self.rotation:
+                    new_refresh = ids.token(32)
+                    session.previous_refresh_hash = digest
+                    session.refresh_hash = sha256_hex(new_refresh)
+                    session.rotated_at = now
+                session.last_used_at = now
+                access, expires_in = await self.access_token(user, session)
+                if self.rotation:
+                    session.grace_sealed = self.keyed.seal(json.dumps([new_refresh, access]))
+                await tx.sessions.save(session)
+                return user, Issued(session, new_refresh, access, expires_in)
+        self.forget(session.id)
+        raise AuthError(ErrorCode.REFRESH_INVALID)
+
+    def _grace_pair(self, session: Session) -> tuple[str, str] | None:
+        sealed = session.grace_sealed
+        if not sealed:
+            return None
+        opened = self.keyed.unseal(sealed)
+        if opened is None:
+            return None
+        refresh, access = json.loads(opened)
+        return str(refresh), str(access)
+
+    # --- checking --------------------------------------------------------------------------------
+    async def authenticate(
+        self, token: str | None, expected: TokenType | tuple[TokenType, ...] = TokenType.ACCESS
+    ) -> Principal:
+        """Verify a Bearer JWT and that its session is still live."""
+        if not token:
+            raise AuthError(ErrorCode.TOKEN_MISSING)
+        claims = await self.tokens.verify(token, expected)
+        return await self._principal(claims)
+
+    async def _principal(self, claims: Claims) -> Principal:
+        raw = claims.raw
+        if claims.typ == TokenType.APP.value:
+            return Principal(typ=claims.typ, client_id=claims.sub, roles=[], claims=raw)
+        sid = claims.sid
+        if not sid or claims.user_id is None or not await self.is_live(sid):
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        roles = raw.get("roles") if isinstance(raw.get("roles"), list) else []
+        return Principal(
+            typ=claims.typ,
+            user_id=claims.user_id,
+            session_id=sid,
+            username=raw.get("username"),
+            roles=[str(r) for r in roles],
+            claims=raw,
+        )
+
+    async def is_live(self, session_id: str) -> bool:
+        now = time.monotonic()
+        cached = self._status.get(session_id)
+        if cached is not None and now - cached[1] < self.cache_seconds:
+            return cached[0]
+        async with self.store.transaction(write=False) as tx:
+            session = await tx.sessions.get(session_id)
+        live = (
+            session is not None
+            and session.revoked_at is None
+            and session.expires_at > datetime.now(UTC)
+        )
+        if len(self._status) > 200_000:
+            self._status.clear()
+        self._status[session_id] = (live, now)
+        return live
+
+    def forget(self, session_id: str) -> None:
+        self._status[session_id] = (False, time.monotonic())
+
+    async def from_secret(self, secret: str | None) -> tuple[Session, User]:
+        """The live session (and its user) behind an opaque session token (the qt-auth cookie)."""
+        if not secret or len(secret) > 512:
+            raise AuthError(ErrorCode.TOKEN_MISSING)
+        async with self.store.transaction(write=False) as tx:
+            session = await tx.sessions.get_by_refresh_hash(sha256_hex(secret))
+            user = await tx.users.get(session.user_id) if session else None
+        if (
+            session is None
+            or user is None
+            or session.refresh_hash != sha256_hex(secret)
+            or session.revoked_at is not None
+            or session.expires_at <= datetime.now(UTC)
+            or session.scope != SessionScope.FULL.value
+        ):
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        return session, user
+
+    # --- revoking --------------------------------------------------------------------------------
+    async def revoke(self, tx: Tx, session_id: str, reason: str) -> bool:
+        done = await tx.sessions.revoke(session_id, reason, datetime.now(UTC))
+        self.forget(session_id)
+        return done
+
+    async def revoke_user(
+        self, tx: Tx, user_id: int, reason: str, except_id: str | None = None
+    ) -> list[str]:
+        revoked = await tx.sessions.revoke_user(user_id, reason, datetime.now(UTC), except_id)
+        for sid in revoked:
+            self.forget(sid)
+        return revoked

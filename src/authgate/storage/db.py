@@ -1,0 +1,107 @@
+"""The Store: engines, transactions and repositories for SQLite (default) and PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout; write transactions start with BEGIN IMMEDIATE so two
+writers queue on the lock instead of failing half-way. Any driver error that means "the database
+is not answering" becomes ``service_unavailable`` (503), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.storage.repositories import Audit, Clients, Identities, Keys, Kv, Secrets, Sessions, Users
+
+
+class Tx:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.users = Users(session)
+        self.sessions = Sessions(session)
+        self.secrets = Secrets(session)
+        self.keys = Keys(session)
+        self.identities = Identities(session)
+        self.clients = Clients(session)
+        self.audit = Audit(session)
+        self.kv = Kv(session)
+
+
+def _sqlite_engine(url: str, immediate: bool, timeout: float) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": timeout}, pool_pre_ping=False)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class SqlStore:
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.timeout = timeout
+        if self.is_sqlite:
+            self.writer = _sqlite_engine(url, True, timeout)
+            self.reader = _sqlite_engine(url, False, timeout)
+        else:
+            self.writer = create_async_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_timeout=timeout,
+                pool_pre_ping=True,
+                connect_args={"timeout": timeout, "command_timeout": timeout * 2},
+            )
+            self.reader = self.writer
+        self._writer_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
+        self._reader_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[Tx]:
+        factory = self._writer_sessions if write else self._reader_sessions
+        try:
+            async with factory() as session:
+                async with session.begin():
+                    yield Tx(session)
+        except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
+            raise
+
+    async def ping(self) -> None:
+        try:
+            async with self.reader.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), self.timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    name = type(exc.orig).__name__.lower() if exc.orig else ""
+    return any(w in name for w in ("connection", "cannotconnect", "interfaceerror", "shutdown", "admin"))

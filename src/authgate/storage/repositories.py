@@ -1,0 +1,387 @@
+"""Repositories implementing core.ports over one AsyncSession (one transaction)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.identifiers import normalise_username
+from authgate.core.model import (
+    AuditEvent,
+    ClientApp,
+    ExternalIdentity,
+    OneTimeSecret,
+    Session,
+    SigningKey,
+    User,
+)
+from authgate.storage.tables import (
+    AuditRow,
+    ClientRow,
+    IdentityRow,
+    KeyRow,
+    KvRow,
+    SecretRow,
+    SessionRow,
+    UserRow,
+)
+
+T = TypeVar("T")
+
+
+def _to_model(cls: type[T], row: Any) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    # Lists and dicts are copied so that changing the model marks the JSON column dirty on save.
+    return cls(**{n: copy.copy(getattr(row, n)) for n in names if hasattr(row, n)})
+
+
+def _copy_into(row: Any, obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        if hasattr(row, f.name):
+            setattr(row, f.name, getattr(obj, f.name))
+
+
+def _conflict_field(exc: IntegrityError) -> str:
+    text = str(exc.orig).lower()
+    for name in ("username", "email", "phone", "guid", "client_id"):
+        if name in text:
+            return name
+    return "id"
+
+
+class Users:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    def _live(self) -> Any:
+        return select(UserRow).where(UserRow.deleted_at.is_(None))
+
+    async def _one(self, stmt: Any) -> User | None:
+        row = (await self.s.execute(stmt)).scalars().first()
+        return _to_model(User, row) if row else None
+
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        stmt = self._live().where(UserRow.id == user_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return await self._one(stmt)
+
+    async def get_by_username(self, username: str) -> User | None:
+        return await self._one(self._live().where(UserRow.username_norm == normalise_username(username)))
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self._one(self._live().where(UserRow.email_norm == email.lower()))
+
+    async def get_by_phone(self, phone: str) -> User | None:
+        return await self._one(self._live().where(UserRow.phone == phone))
+
+    async def get_any(self, user_id: int) -> User | None:
+        """Including soft-deleted users (admin views)."""
+        return await self._one(select(UserRow).where(UserRow.id == user_id))
+
+    async def username_taken(self, username: str) -> bool:
+        stmt = select(func.count()).select_from(UserRow).where(
+            UserRow.username_norm == normalise_username(username), UserRow.deleted_at.is_(None)
+        )
+        return bool((await self.s.execute(stmt)).scalar())
+
+    def _fill(self, row: UserRow, user: User) -> None:
+        _copy_into(row, user)
+        row.username_norm = normalise_username(user.username)
+        row.email_norm = user.email.lower() if user.email else None
+
+    async def create(self, user: User) -> User:
+        row = UserRow()
+        self._fill(row, user)
+        try:
+            async with self.s.begin_nested():
+                self.s.add(row)
+                await self.s.flush()
+        except IntegrityError as exc:
+            raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_conflict_field(exc)) from None
+        return user
+
+    async def save(self, user: User) -> User:
+        row = await self.s.get(UserRow, user.id)
+        if row is None:
+            raise AuthError(ErrorCode.USER_NOT_FOUND)
+        self._fill(row, user)
+        try:
+            async with self.s.begin_nested():
+                await self.s.flush()
+        except IntegrityError as exc:
+            raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_conflict_field(exc)) from None
+        return user
+
+    async def add_failed_login(self, user_id: int) -> int:
+        await self.s.execute(
+            update(UserRow).where(UserRow.id == user_id).values(failed_logins=UserRow.failed_logins + 1)
+        )
+        value = (await self.s.execute(select(UserRow.failed_logins).where(UserRow.id == user_id))).scalar()
+        return int(value or 0)
+
+    async def list(self, search: str | None, limit: int, after_id: int | None) -> Sequence[User]:
+        stmt = self._live().order_by(UserRow.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(UserRow.id > after_id)
+        if search:
+            like = f"%{search.lower().replace('%', '').replace('_', '')}%"
+            stmt = stmt.where(
+                or_(UserRow.username_norm.like(like), UserRow.email_norm.like(like), UserRow.phone.like(like))
+            )
+        rows = (await self.s.execute(stmt)).scalars().all()
+        return [_to_model(User, r) for r in rows]
+
+    async def find_by_customer(self, stripe_customer_id: str) -> User | None:
+        return await self._one(self._live().where(UserRow.stripe_customer_id == stripe_customer_id))
+
+
+class Sessions:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def create(self, session: Session) -> None:
+        row = SessionRow()
+        _copy_into(row, session)
+        self.s.add(row)
+        await self.s.flush()
+
+    async def get(self, session_id: str) -> Session | None:
+        row = await self.s.get(SessionRow, session_id)
+        return _to_model(Session, row) if row else None
+
+    async def get_by_refresh_hash(self, digest: str, *, for_update: bool = False) -> Session | None:
+        stmt = select(SessionRow).where(
+            or_(SessionRow.refresh_hash == digest, SessionRow.previous_refresh_hash == digest)
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.s.execute(stmt)).scalars().first()
+        return _to_model(Session, row) if row else None
+
+    async def save(self, session: Session) -> None:
+        row = await self.s.get(SessionRow, session.id)
+        assert row is not None
+        _copy_into(row, session)
+        await self.s.flush()
+
+    async def revoke(self, session_id: str, reason: str, at: datetime) -> bool:
+        result = await self.s.execute(
+            update(SessionRow)
+            .where(SessionRow.id == session_id, SessionRow.revoked_at.is_(None))
+            .values(revoked_at=at, revoked_reason=reason)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def revoke_user(
+        self, user_id: int, reason: str, at: datetime, except_id: str | None = None
+    ) -> list[str]:
+        cond = [SessionRow.user_id == user_id, SessionRow.revoked_at.is_(None)]
+        if except_id:
+            cond.append(SessionRow.id != except_id)
+        ids = list((await self.s.execute(select(SessionRow.id).where(*cond))).scalars().all())
+        if ids:
+            await self.s.execute(
+                update(SessionRow).where(SessionRow.id.in_(ids)).values(revoked_at=at, revoked_reason=reason)
+            )
+        return ids
+
+    async def list_active(self, user_id: int, now: datetime) -> Sequence[Session]:
+        rows = (
+            await self.s.execute(
+                select(SessionRow)
+                .where(
+                    SessionRow.user_id == user_id,
+                    SessionRow.revoked_at.is_(None),
+                    SessionRow.expires_at > now,
+                )
+                .order_by(SessionRow.created_at.desc())
+            )
+        ).scalars().all()
+        return [_to_model(Session, r) for r in rows]
+
+
+class Secrets:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def create(self, secret: OneTimeSecret) -> None:
+        row = SecretRow()
+        _copy_into(row, secret)
+        self.s.add(row)
+        await self.s.flush()
+
+    async def get(self, secret_id: str, *, for_update: bool = False) -> OneTimeSecret | None:
+        stmt = select(SecretRow).where(SecretRow.id == secret_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.s.execute(stmt)).scalars().first()
+        return _to_model(OneTimeSecret, row) if row else None
+
+    async def get_active(self, purpose: str, identifier: str) -> OneTimeSecret | None:
+        row = (
+            await self.s.execute(
+                select(SecretRow)
+                .where(
+                    SecretRow.purpose == purpose,
+                    SecretRow.identifier == identifier,
+                    SecretRow.used_at.is_(None),
+                )
+                .order_by(SecretRow.created_at.desc())
+            )
+        ).scalars().first()
+        return _to_model(OneTimeSecret, row) if row else None
+
+    async def save(self, secret: OneTimeSecret) -> None:
+        row = await self.s.get(SecretRow, secret.id)
+        assert row is not None
+        _copy_into(row, secret)
+        await self.s.flush()
+
+    async def invalidate(self, purpose: str, identifier: str, at: datetime) -> None:
+        await self.s.execute(
+            update(SecretRow)
+            .where(SecretRow.purpose == purpose, SecretRow.identifier == identifier, SecretRow.used_at.is_(None))
+            .values(used_at=at)
+        )
+
+    async def purge_expired(self, before: datetime) -> int:
+        result = await self.s.execute(delete(SecretRow).where(SecretRow.expires_at < before))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class Keys:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def all(self) -> Sequence[SigningKey]:
+        rows = (await self.s.execute(select(KeyRow))).scalars().all()
+        return [_to_model(SigningKey, r) for r in rows]
+
+    async def add(self, key: SigningKey) -> None:
+        row = KeyRow()
+        _copy_into(row, key)
+        self.s.add(row)
+        await self.s.flush()
+
+    async def deactivate_others(self, kid: str, at: datetime) -> None:
+        await self.s.execute(
+            update(KeyRow).where(KeyRow.kid != kid, KeyRow.active.is_(True)).values(active=False, retired_at=at)
+        )
+
+
+class Identities:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, provider: str, subject: str) -> ExternalIdentity | None:
+        row = await self.s.get(IdentityRow, (provider, subject))
+        return _to_model(ExternalIdentity, row) if row else None
+
+    async def create(self, identity: ExternalIdentity) -> None:
+        row = IdentityRow()
+        _copy_into(row, identity)
+        row.created_at = identity.created_at or datetime.now(UTC)
+        try:
+            async with self.s.begin_nested():
+                self.s.add(row)
+                await self.s.flush()
+        except IntegrityError:
+            raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field="identity") from None
+
+    async def for_user(self, user_id: int) -> Sequence[ExternalIdentity]:
+        rows = (await self.s.execute(select(IdentityRow).where(IdentityRow.user_id == user_id))).scalars().all()
+        return [_to_model(ExternalIdentity, r) for r in rows]
+
+
+class Clients:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, client_id: str) -> ClientApp | None:
+        row = (await self.s.execute(select(ClientRow).where(ClientRow.client_id == client_id))).scalars().first()
+        return _to_model(ClientApp, row) if row else None
+
+    async def create(self, client: ClientApp) -> None:
+        row = ClientRow()
+        _copy_into(row, client)
+        self.s.add(row)
+        await self.s.flush()
+
+    async def save(self, client: ClientApp) -> None:
+        row = (await self.s.execute(select(ClientRow).where(ClientRow.id == client.id))).scalars().first()
+        assert row is not None
+        _copy_into(row, client)
+        await self.s.flush()
+
+
+class Audit:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def add(self, event: AuditEvent) -> None:
+        row = AuditRow(
+            type=event.type,
+            at=event.at,
+            user_id=event.user_id,
+            actor=event.actor,
+            ip=event.ip,
+            user_agent=event.user_agent,
+            detail=event.detail,
+        )
+        self.s.add(row)
+
+    async def list(
+        self,
+        *,
+        user_id: int | None = None,
+        type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> Sequence[AuditEvent]:
+        stmt = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if user_id is not None:
+            stmt = stmt.where(AuditRow.user_id == user_id)
+        if type:
+            stmt = stmt.where(AuditRow.type == type)
+        if since:
+            stmt = stmt.where(AuditRow.at >= since)
+        if until:
+            stmt = stmt.where(AuditRow.at < until)
+        if before_id is not None:
+            stmt = stmt.where(AuditRow.id < before_id)
+        rows = (await self.s.execute(stmt)).scalars().all()
+        return [_to_model(AuditEvent, r) for r in rows]
+
+
+class Kv:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, name: str) -> str | None:
+        row = await self.s.get(KvRow, name)
+        return row.value if row else None
+
+    async def put_if_absent(self, name: str, value: str) -> str:
+        existing = await self.s.get(KvRow, name)
+        if existing:
+            return existing.value
+        try:
+            async with self.s.begin_nested():
+                self.s.add(KvRow(name=name, value=value, created_at=datetime.now(UTC)))
+                await self.s.flush()
+        except IntegrityError:
+            row = await self.s.get(KvRow, name, populate_existing=True)
+            assert row is not None
+            return row.value
+        return value

@@ -1,0 +1,245 @@
+"""What every surface shares: request facts for the core, one error pipeline, auth helpers.
+
+Each surface registers a prefix and a renderer; every error raised under that prefix (AuthError,
+validation, 404/405, oversized bodies, unexpected exceptions) is rendered in that surface's
+envelope by one handler. No route has a try/except of its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.i18n import message, negotiate
+from authgate.core.model import RequestContext
+from authgate.core.service import Core
+
+log = structlog.get_logger("authgate.http")
+
+Renderer = Callable[[AuthError, str, str], Response]  # (error, locale, path)
+
+
+@dataclass
+class SurfaceSpec:
+    name: str
+    prefixes: tuple[str, ...]
+    render: Renderer
+
+
+class Surfaces:
+    """The registry of surfaces by path prefix (longest match wins)."""
+
+    def __init__(self, default: SurfaceSpec) -> None:
+        self.default = default
+        self._by_prefix: list[tuple[str, SurfaceSpec]] = []
+
+    def add(self, spec: SurfaceSpec) -> None:
+        for prefix in spec.prefixes:
+            self._by_prefix.append((prefix, spec))
+        self._by_prefix.sort(key=lambda item: len(item[0]), reverse=True)
+
+    def for_path(self, path: str) -> SurfaceSpec:
+        for prefix, spec in self._by_prefix:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return spec
+        return self.default
+
+
+def core_of(request: Request) -> Core:
+    return request.app.state.core  # type: ignore[no-any-return]
+
+
+def locale_of(request: Request) -> str:
+    return negotiate(request.headers.get("locale"), request.headers.get("accept-language"))
+
+
+def client_ip(request: Request) -> str | None:
+    """The socket peer, or the first untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else None
+    trusted: list[Any] = request.app.state.trusted_networks
+    if not peer or not trusted or not _in(peer, trusted):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _in(address: str, networks: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def context(request: Request, surface: str) -> RequestContext:
+    return RequestContext(
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        locale=locale_of(request),
+        surface=surface,
+        request_id=request.headers.get("x-request-id"),
+    )
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def text_for(err: AuthError, locale: str) -> str:
+    return message(err.code.value, locale, field=err.field or "", retry_after=err.retry_after or "")
+
+
+def with_retry_after(response: Response, err: AuthError) -> Response:
+    if err.retry_after:
+        response.headers["Retry-After"] = str(err.retry_after)
+    return response
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def validation_to_auth(exc: RequestValidationError) -> AuthError:
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") in ("json_invalid", "json_type"):
+            return AuthError(ErrorCode.MALFORMED_JSON)
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header", "path")]
+    field = ".".join(loc) or "body"
+    return AuthError(ErrorCode.INVALID_FIELD, field=field, detail=str(first.get("msg", "invalid")))
+
+
+def install_error_handlers(app: Any, surfaces: Surfaces) -> None:
+    def render(request: Request, err: AuthError) -> Response:
+        spec = surfaces.for_path(request.url.path)
+        if err.status >= 500:
+            log.warning("request_failed", code=err.code.value, detail=err.detail, path=request.url.path)
+        return spec.render(err, locale_of(request), request.url.path)
+
+    async def on_auth_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AuthError)
+        return render(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return render(request, validation_to_auth(exc))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            err = AuthError(ErrorCode.ROUTE_NOT_FOUND)
+        elif exc.status_code == 405:
+            err = AuthError(ErrorCode.METHOD_NOT_ALLOWED)
+        elif exc.status_code == 400:
+            err = AuthError(ErrorCode.MALFORMED_JSON)
+        else:
+            err = AuthError(ErrorCode.INTERNAL)
+        response = render(request, err)
+        if exc.headers and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled_exception", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+        return render(request, AuthError(ErrorCode.INTERNAL))
+
+    app.add_exception_handler(AuthError, on_auth_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+JSON_PREFIXES_EXEMPT = ("/ui",)
+
+
+def _as_json(scope: Scope) -> Scope:
+    """API bodies are JSON whatever Content-Type says: seed 003's curl samples send none (curl then
+    says x-www-form-urlencoded). Hosted pages under /ui keep their form posts."""
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS") or scope.get("path", "").startswith(JSON_PREFIXES_EXEMPT):
+        return scope
+    headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
+    original = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+    if original.startswith(b"multipart/"):
+        return scope
+    headers.append((b"content-type", b"application/json"))
+    return {**scope, "headers": headers}
+
+
+class BodyLimit:
+    """413 for bodies over the limit, by Content-Length up front or by counting streamed chunks.
+
+    Also reads every API body as JSON (see ``_as_json``).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, surfaces: Surfaces) -> None:
+        self.app = app
+        self.limit = limit
+        self.surfaces = surfaces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                break
+        if length is not None and (length > self.limit or length < 0):
+            await self._reject(scope, receive, send)
+            return
+        scope = _as_json(scope)
+        seen = 0
+        limit = self.limit
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message_ = await receive()
+            if message_["type"] == "http.request":
+                seen += len(message_.get("body", b""))
+                if seen > limit:
+                    raise AuthError(ErrorCode.BODY_TOO_LARGE)
+            return message_
+
+        await self.app(scope, counting_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        locale = negotiate(headers.get("locale"), headers.get("accept-language"))
+        spec = self.surfaces.for_path(scope.get("path", "/"))
+        response = spec.render(AuthError(ErrorCode.BODY_TOO_LARGE), locale, scope.get("path", "/"))
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def plain_json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def loads_or_400(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise AuthError(ErrorCode.MALFORMED_JSON) from None
