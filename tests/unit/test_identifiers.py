@@ -1,0 +1,89 @@
+"""Identifier classification and normalisation (CONTRACT §1), with property tests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from authgate.core.errors import AuthError
+from authgate.core.identifiers import (
+    classify,
+    clean_username,
+    normalise_email,
+    normalise_username,
+    parse_phone,
+    username_base,
+)
+from authgate.core.model import AccountType
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "value"),
+    [
+        ("test@aritaone.com", AccountType.EMAIL, "test@aritaone.com"),
+        ("Test@AritaOne.com", AccountType.EMAIL, "test@aritaone.com"),
+        ("68098227", AccountType.PHONE, "+85268098227"),
+        ("+923185456266", AccountType.PHONE, "+923185456266"),
+        ("+255712345678", AccountType.PHONE, "+255712345678"),
+        ("OZFQkAz5", AccountType.USERNAME, "ozfqkaz5"),
+        ("bmp_kfayy_6526", AccountType.USERNAME, "bmp_kfayy_6526"),
+        ("12", AccountType.USERNAME, "12"),
+    ],
+)
+def test_classify(raw: str, kind: AccountType, value: str) -> None:
+    got = classify(raw, "HK")
+    assert (got.kind, got.value) == (kind, value)
+
+
+def test_usernames_fold_case_and_width() -> None:
+    assert normalise_username("ＡＢＣ") == normalise_username("abc") == "abc"
+    assert clean_username("John.Doe") == "John.Doe"
+    for bad in ("ab", "a" * 33, "has space", "semi;colon", "emoji😀x"):
+        with pytest.raises(AuthError):
+            clean_username(bad)
+
+
+def test_email_validation() -> None:
+    assert normalise_email(" A@Example.COM ") == "a@example.com"
+    for bad in ("cersei-lannister@gmail.com'", "no-at", "a@", "@b.com", "a@b"):
+        with pytest.raises(AuthError):
+            normalise_email(bad)
+
+
+def test_phone_e164() -> None:
+    assert parse_phone("6809 8227", "HK") == "+85268098227"
+    for bad in ("12", "+1", "abc", "+9999999999999999"):
+        with pytest.raises(AuthError):
+            parse_phone(bad, "HK")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=64))
+def test_classify_never_crashes(raw: str) -> None:
+    try:
+        got = classify(raw, "HK")
+    except AuthError as exc:
+        assert exc.status == 422
+        return
+    if "@" in raw:
+        assert got.kind is AccountType.EMAIL
+    if got.kind is AccountType.PHONE:
+        assert got.value.startswith("+") and got.value[1:].isdigit()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.emails())
+def test_every_email_classifies_as_email(email: str) -> None:
+    try:
+        got = classify(email, "HK")
+    except AuthError:
+        return  # hypothesis makes some addresses email-validator rightly refuses
+    assert got.kind is AccountType.EMAIL and got.value == got.value.lower()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=0, max_size=80))
+def test_username_base_is_always_a_valid_username(seed: str) -> None:
+    stem = username_base(seed + "@x.com")
+    assert clean_username(stem + "123") == stem + "123"
