@@ -91,6 +91,7 @@ class ErrorCode(StrEnum):
     ONBOARDING_OUT_OF_ORDER = "onboarding_out_of_order"
     NOT_FOUND = "not_found"
     INTERNAL = "internal"
+    WEBHOOK_INVALID = "webhook_invalid"
 
 
 CODE_KIND: dict[ErrorCode, Kind] = {
@@ -137,6 +138,7 @@ CODE_KIND: dict[ErrorCode, Kind] = {
     ErrorCode.ONBOARDING_OUT_OF_ORDER: Kind.CONFLICT,
     ErrorCode.NOT_FOUND: Kind.NOT_FOUND,
     ErrorCode.INTERNAL: Kind.INTERNAL,
+    ErrorCode.WEBHOOK_INVALID: Kind.BAD_REQUEST,
 }
 
 

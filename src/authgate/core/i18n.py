@@ -53,6 +53,7 @@ _EN: dict[str, str] = {
     C.ONBOARDING_OUT_OF_ORDER: "This onboarding step is not the current one",
     C.NOT_FOUND: "Not found",
     C.INTERNAL: "Internal server error",
+    C.WEBHOOK_INVALID: "Invalid webhook signature or payload",
 }
 
 _ZH_HANT: dict[str, str] = {
