@@ -127,7 +127,9 @@ async def make_harness(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[H
     made: list[Harness] = []
 
     async def factory(backend: str = "sqlite", internal: bool = False, **overrides: Any) -> Harness:
-        if backend == "postgres":
+        if "database_url" in overrides:
+            url = overrides.pop("database_url")
+        elif backend == "postgres":
             url = await postgres_url()
         else:
             directory = tmp_path / f"db{len(made)}"
