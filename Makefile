@@ -22,6 +22,7 @@ run: install
 # The machine's PostgreSQL and Redis are used when they answer (scripts/test-services prints
 # the variables); tests that need them skip outside CI when absent and fail under CI=true.
 test: install
+	bash scripts/ci-packages
 	eval "$$($(BIN)/python scripts/test-services)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
