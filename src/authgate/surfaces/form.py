@@ -36,7 +36,6 @@ _BY_CODE = {
     ErrorCode.ACCOUNT_LOCKED: "User login failed",
 }
 _SEND_FAILURES = (ErrorCode.NO_CHANNEL, ErrorCode.MESSAGE_NOT_SENT)
-_CLIENT_KINDS = (Kind.INVALID, Kind.BAD_REQUEST, Kind.TOO_LARGE, Kind.RATE_LIMITED, Kind.CONFLICT)
 
 
 def render(err: AuthError, locale: str, path: str = "") -> Response:
@@ -44,9 +43,8 @@ def render(err: AuthError, locale: str, path: str = "") -> Response:
     msg = _BY_CODE.get(err.code) or text_for(err, locale)
     if err.code is ErrorCode.INVALID_FIELD and err.detail:
         msg = f"{msg}: {err.detail}"
-    if path.endswith("/signup") and err.kind not in _CLIENT_KINDS:
+    if path.endswith("/signup") and err.status >= 500:
         msg = SIGNUP_FAILED
-        status = 503 if err.kind is Kind.UNAVAILABLE else 500
     elif path.endswith("/users/send-otp") and err.code in _SEND_FAILURES:
         msg, status = OTP_NOT_SENT, 500
     elif path.endswith("/users/send-verification-link") and err.code in _SEND_FAILURES:
