@@ -1,0 +1,71 @@
+"""PINs (CONTRACT §4): 4–6 digits, hashed like passwords, locked after ``pin_max_tries`` wrong ones.
+
+A try is reserved (the counter raised) before the PIN is checked and given back on success, so
+parallel guesses cannot slip past the limit. The attempt that uses up the last try answers 423 at
+once; from then on every attempt answers 423, right or wrong, until the PIN is set again.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from authgate.core import audit
+from authgate.core.audit import Event
+from authgate.core.errors import AuthError, ErrorCode, invalid
+from authgate.core.model import RequestContext
+from authgate.core.service import Core
+
+PIN_RE = re.compile(r"^[0-9]{4,6}$")
+
+
+def check_pin_shape(pin: str, field: str = "pin") -> None:
+    if not PIN_RE.fullmatch(pin):
+        raise invalid(field, "must be 4-6 digits")
+
+
+async def set_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, field: str = "pin") -> None:
+    """Set or replace the PIN; this also lifts a PIN lock."""
+    check_pin_shape(pin, field)
+    digest = await core.hasher.hash(pin)
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        if user is None:
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        user.pin_hash = digest
+        user.pin_failures = 0
+        user.updated_at = datetime.now(UTC)
+        await tx.users.save(user)
+        await audit.record(tx, Event.PIN_SET, ctx, user.id)
+
+
+async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, field: str = "pin") -> None:
+    """Succeed or raise ``pin_invalid`` (401), ``pin_locked`` (423) or ``pin_not_set`` (409)."""
+    check_pin_shape(pin, field)
+    limit = max(1, core.settings.pin_max_tries)
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        if user is None:
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        if user.pin_hash is None:
+            raise AuthError(ErrorCode.PIN_NOT_SET)
+        if user.pin_failures >= limit:
+            raise AuthError(ErrorCode.PIN_LOCKED)
+        user.pin_failures += 1  # reserved; given back below when the PIN is right
+        await tx.users.save(user)
+        stored = user.pin_hash
+    ok, rehash = await core.hasher.verify(stored, pin)
+    new_hash = await core.hasher.hash(pin) if ok and rehash else None
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        if user is None:
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        if ok and user.pin_hash == stored:  # not replaced while it was being checked
+            user.pin_failures = 0
+            if new_hash:
+                user.pin_hash = new_hash
+            await tx.users.save(user)
+            return
+        failures = user.pin_failures
+        await audit.record(tx, Event.PIN_FAILED, ctx, user.id, failures=failures)
+    raise AuthError(ErrorCode.PIN_LOCKED if failures >= limit else ErrorCode.PIN_INVALID)
