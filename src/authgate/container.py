@@ -124,9 +124,11 @@ async def build(settings: Settings) -> Container:
         max_tries=settings.otp_max_tries,
         daily_failures=settings.otp_daily_failures,
     )
-    messenger = Messenger(
-        build_mailer(settings), build_sms(settings), settings.provider_retries, settings.provider_backoff
-    )
+    mailer, sms = build_mailer(settings), build_sms(settings)
+    for provider in (mailer, sms):
+        if hasattr(provider, "aclose"):
+            closers.append(provider.aclose)
+    messenger = Messenger(mailer, sms, settings.provider_retries, settings.provider_backoff)
     core = Core(
         settings=settings,
         store=store,
