@@ -1,0 +1,134 @@
+"""The storage contract: the same repository behaviour on SQLite and PostgreSQL, and migrations
+that match the models on both."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from authgate.core.errors import AuthError
+from authgate.core.flows.users import insert_with_free_username, new_user
+from authgate.core.model import AuditEvent, OneTimeSecret
+from authgate.storage.tables import Base
+from tests.conftest import Harness
+
+
+async def test_users_unique_case_insensitive_and_soft_delete(hdb: Harness) -> None:
+    core = hdb.core
+    first = new_user(core, "Alice.Smith", email="Alice@Example.com", phone="+85268098227")
+    async with core.store.transaction() as tx:
+        await tx.users.create(first)
+    for clash, field in (
+        (dict(username="ALICE.smith", email="other@example.com"), "username"),
+        (dict(username="someone", email="alice@example.com"), "email"),
+        (dict(username="someone2", phone="+85268098227"), "phone"),
+    ):
+        user = new_user(core, clash.pop("username"), **clash)
+        with pytest.raises(AuthError) as err:
+            async with core.store.transaction() as tx:
+                await tx.users.create(user)
+        assert err.value.field == field and err.value.status == 409
+    async with core.store.transaction(write=False) as tx:
+        assert (await tx.users.get_by_username("alice.SMITH")).id == first.id
+        assert (await tx.users.get_by_email("ALICE@example.com")).id == first.id
+        assert (await tx.users.get_by_phone("+85268098227")).id == first.id
+    # soft delete hides the user and frees the identifiers
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(first.id, for_update=True)
+        user.deleted_at = datetime.now(UTC)
+        await tx.users.save(user)
+    async with core.store.transaction(write=False) as tx:
+        assert await tx.users.get(first.id) is None
+        assert (await tx.users.get_any(first.id)).deleted_at is not None
+    again = new_user(core, "alice.smith", email="alice@example.com")
+    async with core.store.transaction() as tx:
+        await tx.users.create(again)
+
+
+async def test_a_failed_insert_does_not_spoil_the_transaction(hdb: Harness) -> None:
+    core = hdb.core
+    async with core.store.transaction() as tx:
+        await tx.users.create(new_user(core, "taken.name", email="t@example.com"))
+    user = new_user(core, "", email="other@example.com")
+    async with core.store.transaction() as tx:
+        with pytest.raises(AuthError):
+            await tx.users.create(new_user(core, "TAKEN.NAME", email="x@example.com"))
+        created = await insert_with_free_username(tx, user, "taken.name@example.com")
+    assert created.username.startswith("taken.name") and created.username != "taken.name"
+
+
+async def test_racing_inserts_of_one_email_one_wins(hdb: Harness) -> None:
+    core = hdb.core
+
+    async def one(i: int) -> bool:
+        try:
+            async with core.store.transaction() as tx:
+                await tx.users.create(new_user(core, f"racer{i}", email="race@example.com"))
+            return True
+        except AuthError:
+            return False
+
+    results = await asyncio.gather(*(one(i) for i in range(10)))
+    assert results.count(True) == 1
+
+
+async def test_sessions_secrets_audit_kv(hdb: Harness) -> None:
+    core = hdb.core
+    user = new_user(core, "sess.owner")
+    async with core.store.transaction() as tx:
+        await tx.users.create(user)
+    from authgate.core.model import RequestContext
+
+    ctx = RequestContext(ip="192.0.2.1")
+    async with core.store.transaction() as tx:
+        s1 = await core.sessions.start(tx, user, ctx)
+        s2 = await core.sessions.start(tx, user, ctx)
+    async with core.store.transaction() as tx:
+        revoked = await tx.sessions.revoke_user(user.id, "test", datetime.now(UTC), except_id=s1.session.id)
+        assert revoked == [s2.session.id]
+        active = await tx.sessions.list_active(user.id, datetime.now(UTC))
+        assert [s.id for s in active] == [s1.session.id]
+    now = datetime.now(UTC)
+    async with core.store.transaction() as tx:
+        await tx.secrets.create(OneTimeSecret(id="sec1", purpose="p", identifier="i", secret_hash="h",
+                                              expires_at=now + timedelta(minutes=5), created_at=now))
+        assert (await tx.secrets.get_active("p", "i")).id == "sec1"
+        await tx.secrets.invalidate("p", "i", now)
+        assert await tx.secrets.get_active("p", "i") is None
+        for i in range(3):
+            await tx.audit.add(AuditEvent(type="t.x" if i < 2 else "t.y", at=now, user_id=user.id))
+    async with core.store.transaction(write=False) as tx:
+        page = await tx.audit.list(user_id=user.id, type="t.x", limit=1)
+        assert len(page) == 1
+        rest = await tx.audit.list(user_id=user.id, type="t.x", limit=5, before_id=page[0].id)
+        assert len(rest) == 1
+    async with core.store.transaction() as tx:
+        assert await tx.kv.put_if_absent("k", "v1") == "v1"
+        assert await tx.kv.put_if_absent("k", "v2") == "v1"
+
+
+def _diff(conn):  # type: ignore[no-untyped-def]
+    ctx = MigrationContext.configure(conn)
+    return compare_metadata(ctx, Base.metadata)
+
+
+async def test_migrations_match_the_models(hdb: Harness) -> None:
+    engine = create_async_engine(hdb.settings.database_url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(_diff)
+    await engine.dispose()
+    assert diff == [], diff
+
+
+def test_migrations_downgrade_and_upgrade(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from authgate.storage.migrate import downgrade, upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    downgrade(url, "base")
+    upgrade(url)
