@@ -1,0 +1,131 @@
+"""Command-line options of ``python -m bench``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+# W4 runs last: wrong passwords may lock the bench accounts if lockout is on.
+WORKLOADS = ("FLOOR", "W3-me", "W3-info", "W5", "W6", "W2", "W7", "W1", "W4")
+SCALE_WORKLOADS = ("W3-me", "W3-info", "W5", "W2")
+DEFAULT_SCALE = 1_000_000
+
+
+@dataclass
+class Options:
+    duration: float = 10.0
+    warmup: float = 2.0
+    connections: int = 32
+    threads: int = 1
+    quick: bool = False
+    postgres: str | None = None
+    redis: str | None = None
+    scale: int | None = None
+    scale_base: int = 1000
+    workers: int = 1
+    stack: str = "uvicorn"
+    server_cpus: str | None = "0"
+    wrk_cpus: str | None = "1"
+    only: list[str] = field(default_factory=lambda: list(WORKLOADS))
+    out: Path = RESULTS
+    users: int = 16
+    sessions: int = 8
+    hash_samples: int = 10
+    flood_connections: int = 64
+    timeout: float = 5.0
+    keep: bool = False
+
+    def wants(self, name: str) -> bool:
+        return name in self.only
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark a real `authgate serve` with wrk (docs/performance.md).",
+    )
+    p.add_argument("--duration", type=_positive(float), help="seconds measured per workload (default 10)")
+    p.add_argument("--warmup", type=float, help="seconds of warm-up before each workload (default 2)")
+    p.add_argument("-c", "--connections", type=_positive(int), help="wrk connections (default 32)")
+    p.add_argument("-t", "--threads", type=_positive(int), help="wrk threads (default 1)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 s per workload, no warm-up")
+    p.add_argument("--postgres", metavar="URL", help="PostgreSQL URL of a dedicated database (wiped!)")
+    p.add_argument("--redis", metavar="URL", help="Redis URL (shared cache, nonces, rate limits)")
+    p.add_argument(
+        "--scale", type=_positive(int), nargs="?", const=DEFAULT_SCALE, metavar="N",
+        help=f"seed N users into PostgreSQL (default {DEFAULT_SCALE:,}) and repeat W2, W3, W5",
+    )
+    p.add_argument("--scale-base", type=_positive(int), help="users of the base run in --scale mode (1000)")
+    p.add_argument("--workers", type=_positive(int), help="server worker processes (default 1)")
+    p.add_argument("--server", dest="stack", choices=("uvicorn", "granian"), help="server stack (uvicorn)")
+    p.add_argument("--server-cpus", help="cores for the server, taskset syntax (default 0, or 0-N-1)")
+    p.add_argument("--wrk-cpus", help="cores for wrk, taskset syntax (default 1)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin anything with taskset")
+    p.add_argument("--only", help=f"comma-separated workloads, a prefix selects several: {','.join(WORKLOADS)}")
+    p.add_argument("--out", type=Path, help=f"results directory (default {RESULTS})")
+    p.add_argument("--users", type=_positive(int), help="bench users created by signup (default 16)")
+    p.add_argument("--hash-samples", type=_positive(int), help="argon2id hashes timed (default 10)")
+    p.add_argument("--flood-connections", type=_positive(int), help="W7's login flood connections (64)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, db)")
+    return p
+
+
+def select(spec: str | None) -> list[str]:
+    """``W3`` selects W3-me and W3-info; names are case-insensitive; order is the suite's."""
+    if not spec:
+        return list(WORKLOADS)
+    chosen: list[str] = []
+    for raw in spec.split(","):
+        name = raw.strip().upper()
+        if not name:
+            continue
+        hits = [w for w in WORKLOADS if w.upper() == name or w.upper().startswith(name + "-")]
+        if not hits:
+            raise SystemExit(f"--only: unknown workload {raw.strip()!r} (known: {', '.join(WORKLOADS)})")
+        chosen.extend(h for h in hits if h not in chosen)
+    return [w for w in WORKLOADS if w in chosen]
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    p = parser()
+    a = p.parse_args(argv)
+    o = Options()
+    if a.quick:
+        o.quick = True
+        o.duration, o.warmup, o.connections = 1.0, 0.0, 8
+        o.users, o.sessions, o.hash_samples, o.flood_connections = 2, 2, 2, 16
+    for name in ("duration", "warmup", "connections", "threads", "postgres", "redis", "scale", "scale_base",
+                 "workers", "stack", "out", "users", "hash_samples", "flood_connections"):
+        value = getattr(a, name)
+        if value is not None:
+            setattr(o, name, value)
+    if o.warmup < 0:
+        p.error("--warmup cannot be negative")
+    if o.threads > o.connections:
+        p.error("--threads cannot exceed --connections")
+    if o.scale is not None:
+        if not o.postgres:
+            p.error("--scale seeds PostgreSQL: give --postgres URL too")
+        if o.scale <= o.scale_base:
+            p.error(f"--scale N must be above the base of {o.scale_base} users")
+    o.only = select(a.only)
+    if a.no_pin:
+        o.server_cpus = o.wrk_cpus = None
+    else:
+        o.server_cpus = a.server_cpus or ("0" if o.workers == 1 else f"0-{o.workers - 1}")
+        o.wrk_cpus = a.wrk_cpus or "1"
+    return o

@@ -1,0 +1,291 @@
+"""The benchmark's own code (bench/): options, wrk output, the efficiency arithmetic, the W5 signed
+requests (checked against CONTRACT §1's rule, written out here independently), results files.
+Figures are never asserted: only the arithmetic and the parsing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import options, report, seed, signing, wrk
+from bench.cli import targets
+from bench.report import Row
+
+# --- options -------------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    o = options.parse([])
+    assert (o.duration, o.warmup, o.connections, o.threads, o.workers) == (10.0, 2.0, 32, 1, 1)
+    assert o.only == list(options.WORKLOADS)
+    assert (o.server_cpus, o.wrk_cpus) == ("0", "1")
+    assert o.postgres is None and o.redis is None and o.scale is None
+    assert o.stack == "uvicorn"
+
+
+def test_quick_is_short_and_explicit_flags_win() -> None:
+    o = options.parse(["--quick"])
+    assert o.quick and o.duration == 1.0 and o.warmup == 0.0
+    o = options.parse(["--quick", "--duration", "3", "-c", "64", "-t", "2"])
+    assert (o.duration, o.connections, o.threads) == (3.0, 64, 2)
+
+
+def test_scale_defaults_to_a_million_and_needs_postgres() -> None:
+    pg = "postgresql+asyncpg://postgres@127.0.0.1/bench"
+    assert options.parse(["--postgres", pg, "--scale"]).scale == 1_000_000
+    assert options.parse(["--postgres", pg, "--scale", "5000"]).scale == 5000
+    with pytest.raises(SystemExit):
+        options.parse(["--scale"])
+    with pytest.raises(SystemExit):  # N must exceed the base run's 1,000 users
+        options.parse(["--postgres", pg, "--scale", "1000"])
+
+
+@pytest.mark.parametrize("argv", [["--duration", "0"], ["-c", "-1"], ["-t", "4", "-c", "2"], ["--warmup", "-1"],
+                                  ["--server", "gunicorn"]])
+def test_bad_values_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        options.parse(argv)
+
+
+def test_only_selects_by_name_or_family_in_suite_order() -> None:
+    assert options.parse(["--only", "w3"]).only == ["W3-me", "W3-info"]
+    assert options.parse(["--only", "W2,floor,W3-info"]).only == ["FLOOR", "W3-info", "W2"]
+    with pytest.raises(SystemExit):
+        options.parse(["--only", "W9"])
+
+
+def test_pinning_follows_workers_and_can_be_turned_off() -> None:
+    assert options.parse(["--workers", "2"]).server_cpus == "0-1"
+    assert options.parse(["--server-cpus", "3", "--wrk-cpus", "2"]).server_cpus == "3"
+    o = options.parse(["--no-pin"])
+    assert o.server_cpus is None and o.wrk_cpus is None
+
+
+def test_pinned_only_uses_taskset_for_cores_we_may_run_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wrk.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(wrk.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert wrk.pinned("1", ["wrk"]) == ["taskset", "-c", "1", "wrk"]
+    assert wrk.pinned("0-1", ["x"]) == ["taskset", "-c", "0-1", "x"]
+    assert wrk.pinned("5", ["wrk"]) == ["wrk"]
+    assert wrk.pinned(None, ["wrk"]) == ["wrk"]
+
+
+def test_wrk_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wrk, "pinned", lambda cpus, argv: list(argv))
+    argv = wrk.command("http://h:1", "get.lua", ["/healthz", "tok"], duration=1.4, connections=4, threads=8)
+    assert argv[:4] == ["wrk", "-t4", "-c4", "-d1s"]  # threads never exceed connections
+    assert argv[-4:] == ["http://h:1", "--", "/healthz", "tok"]
+    assert str(wrk.LUA_DIR / "get.lua") in argv
+
+
+def test_every_script_exists_and_uses_the_common_hooks() -> None:
+    common = (wrk.LUA_DIR / "common.lua").read_text()
+    assert "function done(" in common and "BENCH_JSON" in common
+    for script in ("get.lua", "login.lua", "signup.lua", "refresh.lua", "signed.lua"):
+        assert 'require "common"' in (wrk.LUA_DIR / script).read_text()
+
+
+# --- wrk output ----------------------------------------------------------------------------------
+DONE = {
+    "duration_us": 2_000_000, "requests": 1000, "bytes": 123456,
+    "errors": {"connect": 0, "read": 2, "write": 0, "status": 10, "timeout": 3},
+    "latency_us": {"min": 100, "max": 90000, "mean": 2500.5, "stdev": 10.0, "p50": 2000, "p90": 4000,
+                   "p99": 12000, "p999": 50000},
+    "statuses": {"200": 980, "401": 10, "503": 10}, "counters": {"replayed": 4},
+}
+
+
+def test_parse_the_done_hook_line() -> None:
+    out = "Running 2s test @ http://127.0.0.1\n  1 threads and 8 connections\n" + "BENCH_JSON " + json.dumps(DONE)
+    res = wrk.parse_output(out)
+    assert res.duration_s == 2.0 and res.requests == 1000
+    assert res.rps == 500.0
+    assert res.latency_ms["p50"] == 2.0 and res.latency_ms["p99"] == 12.0 and res.latency_ms["max"] == 90.0
+    assert res.statuses == {200: 980, 401: 10, 503: 10}
+    assert res.socket_errors == {"connect": 0, "read": 2, "write": 0, "timeout": 3}
+    assert res.socket_error_count == 5
+    assert res.ok([200]) == 980 and res.ok_rps([200]) == 490.0
+    assert res.unexpected([200]) == 20 and res.errors([200]) == 25
+    assert res.unexpected([200, 503]) == 10  # W7's flood: shedding with 503 is allowed
+    assert res.counters == {"replayed": 4}
+
+
+WRK_TEXT = """Running 10s test @ http://127.0.0.1:8000/healthz
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.21ms    1.02ms  40.11ms   90.00%
+    Req/Sec     5.01k   300.00     5.80k    70.00%
+  Latency Distribution
+     50%    3.05ms
+     75%    3.50ms
+     90%    4.10ms
+     99%  750.00us
+  99912 requests in 10.01s, 14.20MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 12
+Requests/sec:   9981.02
+Transfer/sec:      1.42MB
+"""
+
+
+def test_parse_wrk_text_when_the_hook_did_not_print() -> None:
+    res = wrk.parse_output(WRK_TEXT)
+    assert res.requests == 99912 and res.duration_s == pytest.approx(10.01)
+    assert res.latency_ms["p50"] == pytest.approx(3.05) and res.latency_ms["p99"] == pytest.approx(0.75)
+    assert res.socket_errors["timeout"] == 2 and res.socket_errors["read"] == 1
+    assert res.unexpected([200]) == 12 and res.errors([200]) == 15
+
+
+def test_no_summary_at_all_is_an_error() -> None:
+    with pytest.raises(wrk.WrkError):
+        wrk.parse_output("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+# --- efficiency, rows, targets -------------------------------------------------------------------
+def test_efficiency_is_rate_times_hash_seconds() -> None:
+    assert report.efficiency(20.0, 0.05) == pytest.approx(1.0)
+    assert report.efficiency(9.0, 0.1) == pytest.approx(0.9)
+    assert report.efficiency(0.0, 0.05) == 0.0
+    with pytest.raises(ValueError):
+        report.efficiency(-1.0, 0.05)
+
+
+def _row(name: str, rps: float, p99: float = 1.0) -> Row:
+    return Row(name, "x", rps=rps, p99_ms=p99)
+
+
+def test_finish_rows_sets_ratios_and_efficiency_only_where_they_mean_something() -> None:
+    rows = [_row("FLOOR", 1000), _row("W3-me", 600), _row("W2", 18), _row("W6", 200),
+            Row.skipped("W5", "x", "answers 404: not built yet")]
+    report.finish_rows(rows, 0.05)
+    by = {r.name: r for r in rows}
+    assert by["FLOOR"].vs_floor is None and by["W3-me"].vs_floor == pytest.approx(0.6)
+    assert by["W2"].efficiency == pytest.approx(0.9)
+    assert by["W3-me"].efficiency is None and by["W6"].efficiency is None
+    assert by["W5"].vs_floor is None and by["W5"].efficiency is None
+
+
+def test_targets_from_one_run() -> None:
+    rows = [_row("FLOOR", 1000), _row("W3-me", 600), _row("W5", 250), _row("W2", 18), _row("W7", 5, p99=80.0)]
+    report.finish_rows(rows, 0.05)
+    doc = {"workloads": report.rows_json(rows), "server": {"ready_s": 1.2},
+           "scale": {"users": 1_000_000, "base_users": 1000, "vs_base": {"W2": 0.85, "W5": 0.7}}}
+    got = {t["target"]: t["met"] for t in targets(doc)}
+    assert got["W3-me >= 0.5 x FLOOR"] is True
+    assert got["W5 >= 0.3 x FLOOR"] is False
+    assert got["W2 hashing efficiency >= 0.9"] is True
+    assert got["W7 p99 <= 50 ms"] is False
+    assert got["ready in < 1.5 s"] is True
+    assert got["W2 at 1,000,000 users >= 0.8 x at 1,000"] is True
+    assert got["W5 at 1,000,000 users >= 0.8 x at 1,000"] is False
+    assert not any("W3-info" in t for t in got)  # not measured: not judged
+
+
+def test_table_and_results_files(tmp_path: Path) -> None:
+    rows = [_row("FLOOR", 1234.5), Row.skipped("W6", "POST /api/v1/auth/refresh", "answers 404: not built yet")]
+    text = report.table(rows)
+    assert "1,234" in text or "1,235" in text
+    assert "skipped: answers 404: not built yet" in text
+    assert "| W6 |" in report.markdown(rows)
+    path = report.write({"workloads": report.rows_json(rows)}, tmp_path, "20260101T000000Z")
+    assert path.name == "20260101T000000Z.json"
+    assert json.loads((tmp_path / "latest.json").read_text()) == json.loads(path.read_text())
+    assert re.fullmatch(r"\d{8}T\d{6}Z", report.timestamp())
+
+
+def test_machine_names_cores_and_cpu() -> None:
+    m = report.machine()
+    assert m["nproc"] and "cpu_model" in m
+
+
+# --- W5's signed requests, against CONTRACT §1 ---------------------------------------------------
+def _b64url_decode(text: str) -> bytes:
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", text), "base64url without padding"
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def contract_check(secret: str, payload: str, signature: str, method: str, path: str, body: bytes,
+                   now: float) -> dict[str, object]:
+    """CONTRACT §1, written out: x-app-signature = base64url(HMAC-SHA256(clientSecret, the
+    x-app-payload string as sent)); the payload is base64url JSON {clientId, ts, nonce (>= 16),
+    method, path, bodySha256}; ts within 300 s."""
+    expected = base64.urlsafe_b64encode(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+    assert hmac.compare_digest(expected.rstrip(b"=").decode(), signature)
+    doc = json.loads(_b64url_decode(payload))
+    assert set(doc) == {"clientId", "ts", "nonce", "method", "path", "bodySha256"}
+    assert isinstance(doc["ts"], int) and abs(now - doc["ts"]) <= 300
+    assert isinstance(doc["nonce"], str) and len(doc["nonce"]) >= 16
+    assert doc["method"] == method and doc["path"] == path
+    assert doc["bodySha256"] == hashlib.sha256(body).hexdigest()
+    return doc
+
+
+def test_signed_requests_verify_under_the_contracts_rule() -> None:
+    now = 1_800_000_000.0
+    reqs = list(signing.generate("cl_abc", "s3cret", ["bu0000001", "bu0000002"], 50, duration=60, now=now))
+    assert len(reqs) == 50
+    nonces = set()
+    for i, r in enumerate(reqs):
+        name = f"bu000000{i % 2 + 1}"
+        assert r.username == name and r.path == f"/api/customers/check-username/{name}"
+        # valid from the first request of the run to the last
+        for t in (now, now + 60):
+            doc = contract_check("s3cret", r.payload, r.signature, "GET", r.path, b"", t)
+        assert doc["clientId"] == "cl_abc"
+        nonces.add(doc["nonce"])
+    assert len(nonces) == 50  # a fresh nonce per request
+
+
+def test_a_signature_is_bound_to_its_secret_and_payload() -> None:
+    r = signing.signed_request("cl_abc", "s3cret", "bu0000001", ts=1000, nonce="n" * 16)
+    with pytest.raises(AssertionError):
+        contract_check("other", r.payload, r.signature, "GET", r.path, b"", 1000)
+    with pytest.raises(AssertionError):
+        contract_check("s3cret", r.payload, r.signature, "GET", r.path + "x", b"", 1000)
+    with pytest.raises(AssertionError):  # out of the ±300 s window
+        contract_check("s3cret", r.payload, r.signature, "GET", r.path, b"", 1000 + 301)
+
+
+def test_ts_stays_in_the_window_for_long_runs() -> None:
+    for duration in (1, 60, 480):
+        ts = signing.valid_ts(0, duration)
+        assert abs(ts - 0) <= 300 and abs(ts - duration) <= 300
+
+
+def test_signed_file_has_one_request_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "signed.tsv"
+    n = signing.write_file(path, signing.generate("cl", "s", ["bu0000001"], 5, duration=10))
+    lines = path.read_text().splitlines()
+    assert n == 5 and len(lines) == 5
+    for line in lines:
+        fields = line.split("\t")
+        assert len(fields) == 4  # path, x-username, x-app-payload, x-app-signature (as signed.lua reads)
+        assert fields[0].endswith("/" + fields[1])
+
+
+def test_generate_needs_usernames() -> None:
+    with pytest.raises(ValueError):
+        list(signing.generate("cl", "s", [], 1, 10))
+
+
+# --- seeding -------------------------------------------------------------------------------------
+def test_seeded_users_match_what_the_lua_scripts_ask_for() -> None:
+    assert seed.username(7) == "bu0000007"  # login.lua: string.format("%s%07d", prefix, i)
+    (row,) = list(seed.rows(7, 8, "$argon2id$x"))
+    values = dict(zip(seed.COLUMNS, row, strict=True))
+    assert values["username"] == "bu0000007" and values["username_norm"] == "bu0000007"
+    assert values["email"] == "bu0000007@bench.example.com" and values["password_hash"] == "$argon2id$x"
+    assert json.loads(str(values["roles"])) == ["ROLE_USER"] and values["is_active"] is True
+
+
+def test_only_a_dedicated_database_is_wiped() -> None:
+    assert seed.asyncpg_dsn("postgresql+asyncpg://u@h:5432/bench") == "postgresql://u@h:5432/bench"
+    seed.check_dedicated("postgresql+asyncpg://u@h:5432/test_bench")
+    with pytest.raises(SystemExit):
+        seed.check_dedicated("postgresql+asyncpg://u@h:5432/authgate")
