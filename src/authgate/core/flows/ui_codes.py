@@ -1,0 +1,134 @@
+"""One-time codes for the hosted pages: log in by code, and the first half of "forgot password".
+
+Unlike seed 001's OTP natures, the pages never say whether an account exists: an unknown loginID
+gets the same answer ("if an account matches, we sent it a code"), costs the same rate limits, and
+leads to a code page whose every code fails. The code is bound to the account (identifier
+``user:<id>``), not to the spelling the visitor typed, so every spelling shares one send limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from authgate.core import audit, ids
+from authgate.core.audit import Event
+from authgate.core.blur import blur_email, blur_phone
+from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.flows import codes
+from authgate.core.flows.login import LoginResult, lock_active
+from authgate.core.flows.users import find_user
+from authgate.core.identifiers import classify
+from authgate.core.model import AccountType, RequestContext, SessionScope, TokenType, User
+from authgate.core.service import Core
+from authgate.core.sessions import Issued
+
+LOGIN_PURPOSE = "ui_login"
+RESET_PURPOSE = "ui_reset"
+
+
+@dataclass(frozen=True)
+class SentCode:
+    """What the code page needs: the secret's id (useless without the code) and a blurred hint."""
+
+    secret_id: str
+    purpose: str
+    shown_to: str | None  # blurred destination, or None when it must not be shown
+
+
+def _destination(core: Core, user: User, kind: AccountType) -> codes.Destination | None:
+    m = core.messenger
+    if kind is AccountType.EMAIL:
+        return codes.Destination("email", user.email) if user.email and m.has_email else None
+    if kind is AccountType.PHONE:
+        return codes.Destination("sms", user.phone) if user.phone and m.has_sms else None
+    if user.email and m.has_email:
+        return codes.Destination("email", user.email)
+    if user.phone and m.has_sms:
+        return codes.Destination("sms", user.phone)
+    return None
+
+
+def _hint(dest: codes.Destination) -> str | None:
+    return blur_email(dest.address) if dest.channel == "email" else blur_phone(dest.address)
+
+
+async def send_account_code(
+    core: Core, ctx: RequestContext, login_id: str, purpose: str, *, field: str = "login"
+) -> SentCode:
+    """Send a code for ``purpose`` to the account behind ``login_id``; pretend for unknown ones.
+
+    A channel the service has no provider for is a configuration fact, not an account fact, so it
+    is reported (``no_channel``) whether or not the account exists.
+    """
+    login = classify(login_id, core.settings.default_region, field)
+    m = core.messenger
+    if (login.kind is AccountType.EMAIL and not m.has_email) or (
+        login.kind is AccountType.PHONE and not m.has_sms
+    ) or not (m.has_email or m.has_sms):
+        raise AuthError(ErrorCode.NO_CHANNEL)
+    async with core.store.transaction(write=False) as tx:
+        user = await find_user(tx, login)
+    dest = _destination(core, user, login.kind) if user is not None else None
+    if user is None or dest is None:
+        # Same limits as a real send, nothing sent, a secret id that matches no code.
+        await core.guard.hit("otp_send", f"{purpose}:{login.value}", core.settings.limit_otp_send_purpose)
+        await core.guard.hit("otp_send_hourly", login.value, core.settings.limit_otp_send_hourly)
+        shown = None
+        if login.kind is AccountType.EMAIL:
+            shown = blur_email(login.value)
+        elif login.kind is AccountType.PHONE:
+            shown = blur_phone(login.value)
+        return SentCode(ids.short_id(), purpose, shown)
+    row = await codes.send_code(
+        core, ctx, purpose=purpose, identifier=f"user:{user.id}", destinations=[dest], user_id=user.id
+    )
+    return SentCode(row.id, purpose, _hint(dest) if login.kind is not AccountType.USERNAME else None)
+
+
+async def _user_for_code(core: Core, ctx: RequestContext, secret_id: str, code: str, purpose: str) -> User:
+    row = await codes.check_code(core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose)
+    async with core.store.transaction(write=False) as tx:
+        user = await tx.users.get(row.user_id or 0)
+    if user is None or row.identifier != f"user:{user.id}":
+        raise AuthError(ErrorCode.OTP_INVALID)
+    return user
+
+
+async def login_with_code(
+    core: Core, ctx: RequestContext, secret_id: str, code: str, *, device_info: str | None = None
+) -> LoginResult:
+    """Check a login code and open a full session; locked or inactive accounts are refused."""
+    user = await _user_for_code(core, ctx, secret_id, code, LOGIN_PURPOSE)
+    async with core.store.transaction() as tx:
+        fresh = await tx.users.get(user.id, for_update=True)
+        if fresh is None:
+            raise AuthError(ErrorCode.OTP_INVALID)
+        reason = None
+        if lock_active(core, fresh, datetime.now(UTC)):
+            reason, error = "locked", ErrorCode.ACCOUNT_LOCKED
+        elif not fresh.is_active:
+            reason, error = "inactive", ErrorCode.ACCOUNT_INACTIVE
+        if reason is None:
+            issued = await core.sessions.start(tx, fresh, ctx, device_info=device_info)
+            await audit.record(
+                tx, Event.LOGIN_SUCCEEDED, ctx, fresh.id, method="otp", session=issued.session.id
+            )
+            return LoginResult(fresh, issued)
+        await audit.record(tx, Event.LOGIN_FAILED, ctx, fresh.id, reason=reason, method="otp")
+    raise AuthError(error)
+
+
+async def open_reset(core: Core, ctx: RequestContext, secret_id: str, code: str) -> Issued:
+    """Check a reset code; return a reset-limited session (it may only set a new password)."""
+    user = await _user_for_code(core, ctx, secret_id, code, RESET_PURPOSE)
+    async with core.store.transaction() as tx:
+        return await core.sessions.start(tx, user, ctx, scope=SessionScope.RESET)
+
+
+async def reset_session_user(core: Core, reset_token: str | None) -> tuple[int, str]:
+    """(user id, session id) of a live reset-limited token, or 401."""
+    principal = await core.sessions.authenticate(reset_token, TokenType.RESET)
+    if principal.user_id is None or principal.session_id is None:
+        raise AuthError(ErrorCode.TOKEN_INVALID)
+    return principal.user_id, principal.session_id
