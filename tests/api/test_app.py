@@ -290,3 +290,5 @@ async def test_malformed_oversized_unknown_path_and_wrong_method(h: Harness) -> 
     assert (r.status_code, r.json()) == (404, error("Not found"))
     r = await h.client.get(f"{BASE}/login")
     assert (r.status_code, r.json()) == (405, error("Method not allowed"))
+    r = await h.client.get(f"{BASE}/nothing-here", headers={"locale": "zh-Hant"})
+    assert (r.status_code, r.json()) == (404, error("找不到資源"))

@@ -191,6 +191,10 @@ async def test_a_token_of_one_nature_is_refused_by_another_endpoint(h: Harness) 
     for path in ("/signup/verify", "/forgot-password/verify"):
         r = await verify(h, path, code, token)
         assert (r.status_code, r.json()) == (401, error("The verification request is not for this action"))
+    r = await h.client.post(
+        f"{BASE}/signup/verify", json={"otp": code, "otpToken": token}, headers={"locale": "zh-Hant"}
+    )
+    assert r.json() == error("驗證請求與此操作不符")
     access = (await login(h))["accessToken"]
     for path in ("/email/verify", "/phone/verify"):
         assert (await verify(h, path, code, token, bearer=access)).status_code == 401

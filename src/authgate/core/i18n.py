@@ -77,6 +77,13 @@ _ZH_HANT: dict[str, str] = {
     C.RATE_LIMITED: "請求過於頻繁，請於 {retry_after} 秒後再試",
     C.MESSAGE_NOT_SENT: "訊息發送失敗，請稍後再試",
     C.SERVICE_UNAVAILABLE: "服務暫時無法使用",
+    C.OTP_NATURE_MISMATCH: "驗證請求與此操作不符",
+    C.PIN_NOT_SET: "尚未設定 PIN 碼",
+    C.BODY_TOO_LARGE: "請求內容過大",
+    C.ROUTE_NOT_FOUND: "找不到資源",
+    C.METHOD_NOT_ALLOWED: "不允許的請求方法",
+    C.OVERLOADED: "服務繁忙，請稍後再試",
+    C.INTERNAL: "伺服器內部錯誤",
 }
 
 _ZH: dict[str, str] = {
@@ -100,6 +107,13 @@ _ZH: dict[str, str] = {
     C.RATE_LIMITED: "请求过于频繁，请在 {retry_after} 秒后重试",
     C.MESSAGE_NOT_SENT: "消息发送失败，请稍后再试",
     C.SERVICE_UNAVAILABLE: "服务暂时不可用",
+    C.OTP_NATURE_MISMATCH: "验证请求与此操作不符",
+    C.PIN_NOT_SET: "尚未设置 PIN 码",
+    C.BODY_TOO_LARGE: "请求内容过大",
+    C.ROUTE_NOT_FOUND: "找不到资源",
+    C.METHOD_NOT_ALLOWED: "不允许的请求方法",
+    C.OVERLOADED: "服务繁忙，请稍后再试",
+    C.INTERNAL: "服务器内部错误",
 }
 
 _FR: dict[str, str] = {
@@ -123,6 +137,13 @@ _FR: dict[str, str] = {
     C.RATE_LIMITED: "Trop de requêtes ; réessayez dans {retry_after} secondes",
     C.MESSAGE_NOT_SENT: "Le message n'a pas pu être envoyé ; réessayez plus tard",
     C.SERVICE_UNAVAILABLE: "Le service est temporairement indisponible",
+    C.OTP_NATURE_MISMATCH: "La demande de vérification ne correspond pas à cette action",
+    C.PIN_NOT_SET: "Aucun code PIN n'est défini",
+    C.BODY_TOO_LARGE: "Corps de requête trop volumineux",
+    C.ROUTE_NOT_FOUND: "Introuvable",
+    C.METHOD_NOT_ALLOWED: "Méthode non autorisée",
+    C.OVERLOADED: "Le service est occupé ; réessayez",
+    C.INTERNAL: "Erreur interne du serveur",
 }
 
 _SW: dict[str, str] = {
@@ -146,6 +167,13 @@ _SW: dict[str, str] = {
     C.RATE_LIMITED: "Maombi mengi mno; jaribu tena baada ya sekunde {retry_after}",
     C.MESSAGE_NOT_SENT: "Ujumbe haukutumwa; jaribu tena baadaye",
     C.SERVICE_UNAVAILABLE: "Huduma haipatikani kwa sasa",
+    C.OTP_NATURE_MISMATCH: "Ombi la uthibitisho si la kitendo hiki",
+    C.PIN_NOT_SET: "Hakuna PIN iliyowekwa",
+    C.BODY_TOO_LARGE: "Maudhui ya ombi ni makubwa mno",
+    C.ROUTE_NOT_FOUND: "Haipatikani",
+    C.METHOD_NOT_ALLOWED: "Mbinu hairuhusiwi",
+    C.OVERLOADED: "Huduma ina shughuli nyingi; jaribu tena",
+    C.INTERNAL: "Hitilafu ya ndani ya seva",
 }
 
 CATALOGUE: dict[str, dict[str, str]] = {"en": _EN, "zh-Hant": _ZH_HANT, "zh": _ZH, "fr": _FR, "sw": _SW}
