@@ -361,3 +361,17 @@ async def test_update_verify_is_bound_to_the_requesting_user_and_checks_conflict
 async def test_update_verify_without_bearer_is_401(h: Harness, path: str) -> None:
     r = await h.client.post(f"{BASE}{path}", json={"otp": 1234, "otpToken": "x"})
     assert (r.status_code, r.json()) == (401, error("Token is missing or invalid"))
+
+
+SEED_VERIFY = {
+    "otp": 37695,
+    "otpToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHBpcnkiOiIyMDI0LTA0LTIzVDA5OjA0OjQ1WiIsImxvZ2luSUQiOiJ0ZXN0"
+    "QGFyaXRhb25lLmNvbSIsIm5hdHVyZSI6MX0.iTIbn6BUqsAAxLVrTSHYxkLV39ajcp8H-PL_KYb_3OI",
+}
+
+
+async def test_seed_verify_body_is_well_formed_but_its_hs256_token_is_refused(h: Harness) -> None:
+    """The seed's sample token is HS256 and unsigned by us: algorithm pinning refuses it (401, not 422)."""
+    for path in ("/login/verify", "/signup/verify", "/forgot-password/verify"):
+        r = await h.client.post(f"{BASE}{path}", json=SEED_VERIFY)
+        assert (r.status_code, r.json()) == (401, error("The verification request is invalid or has expired"))
