@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from authgate.core import ids
 from authgate.core.crypto import Keyed, sha256_hex
 from authgate.core.errors import AuthError, ErrorCode
@@ -105,6 +107,7 @@ class SessionService:
             surface=ctx.surface or None,
         )
         await tx.sessions.create(session)
+        structlog.contextvars.bind_contextvars(user_id=str(user.id))
         access, expires_in = await self.access_token(user, session)
         return Issued(session, refresh, access, expires_in)
 
@@ -203,6 +206,7 @@ class SessionService:
         sid = claims.sid
         if not sid or claims.user_id is None or not await self.is_live(sid):
             raise AuthError(ErrorCode.TOKEN_INVALID)
+        structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
         roles = raw.get("roles") if isinstance(raw.get("roles"), list) else []
         return Principal(
             typ=claims.typ,
@@ -249,6 +253,7 @@ class SessionService:
             or session.scope != SessionScope.FULL.value
         ):
             raise AuthError(ErrorCode.TOKEN_INVALID)
+        structlog.contextvars.bind_contextvars(user_id=str(user.id))
         return session, user
 
     # --- revoking --------------------------------------------------------------------------------
