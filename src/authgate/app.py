@@ -18,7 +18,7 @@ from authgate import __version__
 from authgate.config import Settings
 from authgate.container import Container, build
 from authgate.core.service import Core
-from authgate.surfaces import csrf, form, ops
+from authgate.surfaces import form, ops
 from authgate.surfaces.common import BodyLimit, Surfaces, install_error_handlers
 
 log = structlog.get_logger("authgate.http")
@@ -118,7 +118,7 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
         app.state.core = core
 
     surfaces = Surfaces(ops.SPEC)
-    for module in (ops, form, csrf):
+    for module in (ops, form):
         surfaces.add(module.SPEC)
         app.include_router(module.router)
     for name in OPTIONAL_SURFACES:

@@ -1,0 +1,1 @@
+"""Billing providers: Stripe webhooks (verification and parsing) for core.flows.billing."""
