@@ -148,5 +148,6 @@ async def build(settings: Settings) -> Container:
         guard=guard,
         cache=cache,
         snowflake=Snowflake(settings.node_id),
+        idp=__import__("authgate.adapters.idp", fromlist=["build_idp"]).build_idp(settings),
     )
     return Container(core, closers)

@@ -79,11 +79,14 @@ class SmtpSink:
 class HttpSink:
     """A loopback HTTP server recording requests; ``status`` and ``delay`` make it fail or hang."""
 
-    def __init__(self, status: int = 200, delay: float = 0.0, reply: Any = None) -> None:
+    def __init__(
+        self, status: int = 200, delay: float = 0.0, reply: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = status
         self.delay = delay
         self.reply = reply if reply is not None else {"ok": True}
+        self.headers = dict(headers or {})  # extra response headers (e.g. Cache-Control)
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +102,8 @@ class HttpSink:
                 self.send_response(sink.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
+                for name, value in sink.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 

@@ -89,6 +89,7 @@ class ErrorCode(StrEnum):
     SERVICE_UNAVAILABLE = "service_unavailable"
     FEDERATED_TOKEN_INVALID = "federated_token_invalid"
     ONBOARDING_OUT_OF_ORDER = "onboarding_out_of_order"
+    FEDERATED_EMAIL_CONFLICT = "federated_email_conflict"
     NOT_FOUND = "not_found"
     INTERNAL = "internal"
     WEBHOOK_INVALID = "webhook_invalid"
@@ -136,6 +137,7 @@ CODE_KIND: dict[ErrorCode, Kind] = {
     ErrorCode.SERVICE_UNAVAILABLE: Kind.UNAVAILABLE,
     ErrorCode.FEDERATED_TOKEN_INVALID: Kind.UNAUTHENTICATED,
     ErrorCode.ONBOARDING_OUT_OF_ORDER: Kind.CONFLICT,
+    ErrorCode.FEDERATED_EMAIL_CONFLICT: Kind.CONFLICT,
     ErrorCode.NOT_FOUND: Kind.NOT_FOUND,
     ErrorCode.INTERNAL: Kind.INTERNAL,
     ErrorCode.WEBHOOK_INVALID: Kind.BAD_REQUEST,

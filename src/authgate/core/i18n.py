@@ -51,6 +51,7 @@ _EN: dict[str, str] = {
     C.SERVICE_UNAVAILABLE: "The service is temporarily unavailable",
     C.FEDERATED_TOKEN_INVALID: "Invalid or expired Firebase token",
     C.ONBOARDING_OUT_OF_ORDER: "This onboarding step is not the current one",
+    C.FEDERATED_EMAIL_CONFLICT: "An account with this email already exists; verify your email address to sign in with it",
     C.NOT_FOUND: "Not found",
     C.INTERNAL: "Internal server error",
     C.WEBHOOK_INVALID: "Invalid webhook signature or payload",

@@ -1,0 +1,589 @@
+"""Firebase surface (seed 004, CONTRACT §7): authenticate, refresh, logout, me, onboarding.
+
+Tokens are real RS256 JWTs signed by the test's own key; the certificates are served by a real
+HTTP server on loopback with a Cache-Control max-age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from authgate.core.model import TokenType
+from tests.conftest import Harness
+from tests.e2e.support import HttpSink
+from tests.unit.test_firebase_verify import DROP, PROJECT, Minter, closed_port_url
+
+AUTH = "/api/v1/auth/firebase/authenticate"
+INVALID_FIREBASE = "Invalid or expired Firebase token"
+ACTION_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
+PHONE = "+255712345678"
+
+
+@pytest.fixture(scope="module")
+def minter() -> Minter:
+    return Minter()
+
+
+@pytest.fixture(scope="module")
+def certs(minter: Minter) -> Iterator[HttpSink]:
+    with HttpSink(reply=minter.certs, headers={"Cache-Control": "public, max-age=3600"}) as sink:
+        yield sink
+
+
+@pytest.fixture
+async def fh(make_harness: Any, certs: HttpSink) -> Harness:
+    return await make_harness(firebase_project_id=PROJECT, firebase_certs_url=certs.url)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fhdb(request: pytest.FixtureRequest, make_harness: Any, certs: HttpSink) -> Harness:
+    return await make_harness(request.param, firebase_project_id=PROJECT, firebase_certs_url=certs.url)  # type: ignore[no-any-return]
+
+
+def envelope_of(r: httpx.Response, status: int, name: str, message: str) -> Any:
+    body = r.json()
+    assert r.status_code == status, r.text
+    assert list(body) == ["success", "httpStatus", "message", "action_time", "data"]
+    assert body["success"] is (status < 400)
+    assert body["httpStatus"] == name
+    assert body["message"] == message
+    assert ACTION_TIME.match(body["action_time"])
+    return body["data"]
+
+
+def error_of(r: httpx.Response, status: int, name: str, message: str) -> None:
+    assert envelope_of(r, status, name, message) == message
+
+
+async def authenticate(h: Harness, token: str, **extra: Any) -> dict[str, Any]:
+    r = await h.client.post(AUTH, json={"firebaseToken": token, **extra})
+    return envelope_of(r, 200, "OK", "Authentication successful")  # type: ignore[no-any-return]
+
+
+def bearer(data: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {data['accessToken']}"}
+
+
+async def set_user(h: Harness, user_id: str, **fields: Any) -> None:
+    async with h.core.store.transaction() as tx:
+        user = await tx.users.get(int(user_id), for_update=True)
+        assert user is not None
+        for name, value in fields.items():
+            setattr(user, name, value)
+        await tx.users.save(user)
+
+
+# --- authenticate --------------------------------------------------------------------------------
+async def test_first_sign_in_creates_the_user_exactly_as_the_seed_shows(fhdb: Harness, minter: Minter) -> None:
+    data = await authenticate(fhdb, minter.token("uid-john"), preferredLanguage="en", deviceInfo="iPhone 14 Pro, iOS 17.2")
+    assert list(data) == ["accessToken", "refreshToken", "tokenType", "expiresIn", "user", "onboarding"]
+    assert data["tokenType"] == "Bearer" and data["expiresIn"] == 3600
+    user = data["user"]
+    assert list(user) == [
+        "id", "email", "username", "phoneNumber", "fullName", "profilePhotoUrl", "isPhoneVerified",
+        "isEmailVerified", "preferredLanguage", "authProvider", "role", "createdAt",
+    ]
+    assert user["id"].isdigit()  # our snowflake id, as a string
+    assert user | {"id": None, "createdAt": None} == {
+        "id": None,
+        "email": "john.doe@gmail.com",
+        "username": "john.doe",
+        "phoneNumber": None,
+        "fullName": "John Doe",
+        "profilePhotoUrl": "https://lh3.googleusercontent.com/a/photo.jpg",
+        "isPhoneVerified": False,
+        "isEmailVerified": True,
+        "preferredLanguage": "en",
+        "authProvider": "GOOGLE",
+        "role": "ROLE_USER",
+        "createdAt": None,
+    }
+    assert ACTION_TIME.match(user["createdAt"])
+    assert data["onboarding"] == {"isComplete": False, "currentStep": "PENDING_PHONE_VERIFICATION"}
+    # the access token is ours (EdDSA, our issuer), the refresh token opaque
+    claims = await fhdb.core.tokens.verify(data["accessToken"], TokenType.ACCESS)
+    assert claims.sub == user["id"]
+    # the device info is kept on the session
+    async with fhdb.core.store.transaction(write=False) as tx:
+        sessions = await tx.sessions.list_active(int(user["id"]), datetime.now(UTC))
+        identities = await tx.identities.for_user(int(user["id"]))
+        stored = await tx.users.get(int(user["id"]))
+    assert [s.device_info for s in sessions] == ["iPhone 14 Pro, iOS 17.2"]
+    assert [(i.provider, i.subject) for i in identities] == [("firebase", "uid-john")]
+    assert stored is not None and stored.onboarding == "PENDING_PHONE_VERIFICATION" and stored.roles == ["ROLE_USER"]
+
+
+async def test_repeat_sign_ins_return_the_same_user(fhdb: Harness, minter: Minter) -> None:
+    first = await authenticate(fhdb, minter.token("uid-repeat"))
+    second = await authenticate(fhdb, minter.token("uid-repeat"))
+    assert first["user"]["id"] == second["user"]["id"]
+    assert first["refreshToken"] != second["refreshToken"]  # one session per sign-in
+    async with fhdb.core.store.transaction(write=False) as tx:
+        assert len(await tx.identities.for_user(int(first["user"]["id"]))) == 1
+
+
+@pytest.mark.parametrize(("method", "provider"), [("apple.com", "APPLE"), ("password", "EMAIL")])
+async def test_auth_provider_comes_from_the_sign_in_method(fh: Harness, minter: Minter, method: str, provider: str) -> None:
+    data = await authenticate(fh, minter.token("uid-" + method, method, email=f"{method}@example.com"))
+    assert data["user"]["authProvider"] == provider
+
+
+@pytest.mark.parametrize("language", ["en", "sw", "fr", "zh"])
+async def test_preferred_language_is_kept(fh: Harness, minter: Minter, language: str) -> None:
+    data = await authenticate(fh, minter.token(), preferredLanguage=language)
+    assert data["user"]["preferredLanguage"] == language
+
+
+async def test_usernames_derived_from_emails_are_unique(fh: Harness, minter: Minter) -> None:
+    a = await authenticate(fh, minter.token("uid-a", email="jane@a.example"))
+    b = await authenticate(fh, minter.token("uid-b", email="jane@b.example"))
+    assert a["user"]["username"] == "jane"
+    assert b["user"]["username"] != "jane" and b["user"]["username"].startswith("jane")
+    assert a["user"]["id"] != b["user"]["id"]
+
+
+async def test_a_verified_email_links_to_the_existing_account(fhdb: Harness, minter: Minter) -> None:
+    r = await fhdb.client.post("/api/auth/v1/signup", json={
+        "email": "linked@example.com", "name": "Linked", "username": "linked", "password": "S3cure-pass",
+    })
+    assert r.status_code == 201, r.text
+    existing_id = r.json()["user"]["id"]
+    google = await authenticate(fhdb, minter.token("uid-g", email="Linked@Example.com"))
+    apple = await authenticate(fhdb, minter.token("uid-a", "apple.com", email="linked@example.com"))
+    assert google["user"]["id"] == apple["user"]["id"] == existing_id  # one user...
+    assert google["user"]["authProvider"] == "PASSWORD"  # the account's original provider
+    assert google["user"]["isEmailVerified"] is True
+    assert google["onboarding"] == {"isComplete": True, "currentStep": "COMPLETED"}
+    async with fhdb.core.store.transaction(write=False) as tx:
+        identities = await tx.identities.for_user(int(existing_id))
+        linked = await tx.audit.list(user_id=int(existing_id), type="identity.linked")
+    assert sorted(i.subject for i in identities) == ["uid-a", "uid-g"]  # ...two identities
+    assert len(linked) == 2
+    # the password still works on the form surface
+    r = await fhdb.client.post("/api/auth/v1/login", json={"username": "linked", "password": "S3cure-pass"})
+    assert r.status_code == 201
+
+
+async def test_an_unverified_email_never_takes_over_an_account(fhdb: Harness, minter: Minter) -> None:
+    owner = await authenticate(fhdb, minter.token("uid-owner", email="owner@example.com"))
+    r = await fhdb.client.post(AUTH, json={"firebaseToken": minter.token(
+        "uid-attacker", "password", email="owner@example.com", email_verified=False
+    )})
+    message = "An account with this email already exists; verify your email address to sign in with it"
+    error_of(r, 409, "CONFLICT", message)
+    async with fhdb.core.store.transaction(write=False) as tx:
+        assert await tx.identities.get("firebase", "uid-attacker") is None
+        identities = await tx.identities.for_user(int(owner["user"]["id"]))
+        refused = await tx.audit.list(user_id=int(owner["user"]["id"]), type="login.failed")
+    assert [i.subject for i in identities] == ["uid-owner"]
+    assert refused and refused[0].detail == {"reason": "unverified_email", "method": "firebase"}
+
+
+async def test_concurrent_first_sign_ins_make_one_user(fhdb: Harness, minter: Minter) -> None:
+    token = minter.token("uid-race", email="race@example.com")
+    responses = await asyncio.gather(*[fhdb.client.post(AUTH, json={"firebaseToken": token}) for _ in range(3)])
+    ids = {envelope_of(r, 200, "OK", "Authentication successful")["user"]["id"] for r in responses}
+    assert len(ids) == 1
+
+
+async def test_a_deleted_account_does_not_sign_in_again(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-gone"))
+    await set_user(fh, data["user"]["id"], deleted_at=datetime.now(UTC))
+    r = await fh.client.post(AUTH, json={"firebaseToken": minter.token("uid-gone")})
+    error_of(r, 401, "UNAUTHORIZED", "Account is inactive or locked")
+
+
+async def test_an_unverified_email_of_nobody_creates_an_unverified_user(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-new", "password", email="new@example.com", email_verified=False))
+    assert data["user"]["isEmailVerified"] is False and data["user"]["email"] == "new@example.com"
+
+
+@pytest.mark.parametrize("fields", [{"is_active": False}, {"is_locked": True, "locked_at": None}])
+async def test_inactive_or_locked_accounts_are_refused(fh: Harness, minter: Minter, fields: dict[str, Any]) -> None:
+    data = await authenticate(fh, minter.token("uid-x"))
+    await set_user(fh, data["user"]["id"], **fields)
+    r = await fh.client.post(AUTH, json={"firebaseToken": minter.token("uid-x")})
+    error_of(r, 401, "UNAUTHORIZED", "Account is inactive or locked")
+    r = await fh.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    error_of(r, 401, "UNAUTHORIZED", "Account is inactive or locked")
+    r = await fh.client.get("/api/v1/auth/me", headers=bearer(data))
+    error_of(r, 401, "UNAUTHORIZED", "Account is inactive or locked")
+
+
+@pytest.mark.parametrize("body", [{}, {"firebaseToken": ""}, {"firebaseToken": "   "}, {"firebaseToken": None}, None])
+async def test_missing_or_blank_firebase_token_is_422(fh: Harness, body: Any) -> None:
+    r = await fh.client.post(AUTH, json=body) if body is not None else await fh.client.post(AUTH)
+    data = envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")
+    assert data == {"firebaseToken": "Firebase token is required"}
+
+
+async def test_device_info_over_255_is_422(fh: Harness, minter: Minter) -> None:
+    r = await fh.client.post(AUTH, json={"firebaseToken": minter.token(), "deviceInfo": "x" * 256})
+    data = envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")
+    assert list(data) == ["deviceInfo"]
+    await authenticate(fh, minter.token(), deviceInfo="x" * 255)
+
+
+@pytest.mark.parametrize("language", ["de", "english", "zh-Hant", "EN-US"])
+async def test_unknown_preferred_language_is_422(fh: Harness, minter: Minter, language: str) -> None:
+    r = await fh.client.post(AUTH, json={"firebaseToken": minter.token(), "preferredLanguage": language})
+    data = envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")
+    assert data == {"preferredLanguage": "Preferred language must be one of en, sw, fr, zh"}
+
+
+async def test_a_field_of_the_wrong_type_is_422_naming_it(fh: Harness) -> None:
+    r = await fh.client.post(AUTH, json={"firebaseToken": 12345})
+    assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["firebaseToken"]
+
+
+async def test_malformed_json_is_400_in_the_envelope(fh: Harness) -> None:
+    r = await fh.client.post(AUTH, content=b"{not json", headers={"content-type": "application/json"})
+    assert envelope_of(r, 400, "BAD_REQUEST", "Malformed JSON body") == "Malformed JSON body"
+
+
+def _bad(m: Minter) -> dict[str, str]:
+    import jwt
+
+    now = int(time.time())
+    return {
+        "another key": m.token("u", key=Minter(key_index=1).key),
+        "HS256": m.token("u", key="a-shared-secret-that-is-long-enough-32b", alg="HS256"),
+        "none": jwt.encode(m.claims("u"), None, algorithm="none", headers={"kid": m.kid}),
+        "another aud": m.token("u", aud="other-project"),
+        "another iss": m.token("u", iss="https://securetoken.google.com/other-project"),
+        "expired": m.token("u", exp=now - 120, iat=now - 3720, auth_time=now - 3800),
+        "issued in the future": m.token("u", iat=now + 600, exp=now + 4200),
+        "kid not served": m.token("u", kid="unknown-kid"),
+        "phone sign-in": m.token("u", "phone"),
+        "no auth_time": m.token("u", auth_time=DROP),
+        "garbage": "garbage",
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad(Minter())))
+async def test_bad_firebase_tokens_are_401_with_the_seed_message(fh: Harness, minter: Minter, case: str) -> None:
+    r = await fh.client.post(AUTH, json={"firebaseToken": _bad(minter)[case]})
+    error_of(r, 401, "UNAUTHORIZED", INVALID_FIREBASE)
+    async with fh.core.store.transaction(write=False) as tx:
+        assert await tx.identities.get("firebase", "u") is None
+
+
+async def test_bad_firebase_tokens_count_against_the_ip_budget(make_harness: Any, certs: HttpSink, minter: Minter) -> None:
+    h = await make_harness(firebase_project_id=PROJECT, firebase_certs_url=certs.url, limit_failed_login="2/hour")
+    for _ in range(2):
+        error_of(await h.client.post(AUTH, json={"firebaseToken": "garbage"}), 401, "UNAUTHORIZED", INVALID_FIREBASE)
+    r = await h.client.post(AUTH, json={"firebaseToken": minter.token()})
+    assert r.status_code == 429 and r.json()["httpStatus"] == "TOO_MANY_REQUESTS"
+    assert int(r.headers["Retry-After"]) > 0
+
+
+async def test_a_down_certificate_server_is_503(make_harness: Any, minter: Minter) -> None:
+    h = await make_harness(firebase_project_id=PROJECT, firebase_certs_url=closed_port_url())
+    r = await h.client.post(AUTH, json={"firebaseToken": minter.token()})
+    error_of(r, 503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable")
+
+
+async def test_cached_certificates_keep_sign_in_working_when_the_server_goes_down(
+    make_harness: Any, minter: Minter
+) -> None:
+    with HttpSink(reply=minter.certs, headers={"Cache-Control": "max-age=0"}) as sink:
+        h = await make_harness(firebase_project_id=PROJECT, firebase_certs_url=sink.url)
+        await authenticate(h, minter.token("uid-c"))
+        sink.status = 500  # max-age=0: the next sign-in must ask again, and the server fails
+        await authenticate(h, minter.token("uid-c"))
+        assert len(sink.requests) == 2
+
+
+async def test_firebase_not_configured_is_503(h: Harness, minter: Minter) -> None:
+    r = await h.client.post(AUTH, json={"firebaseToken": minter.token()})
+    error_of(r, 503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable")
+
+
+async def test_unknown_paths_and_methods_use_the_envelope(fh: Harness) -> None:
+    error_of(await fh.client.get("/api/v1/nope"), 404, "NOT_FOUND", "Not found")
+    error_of(await fh.client.get(AUTH), 405, "METHOD_NOT_ALLOWED", "Method not allowed")
+
+
+# --- refresh -------------------------------------------------------------------------------------
+async def test_refresh_returns_a_new_access_token_and_the_same_refresh_token(fhdb: Harness, minter: Minter) -> None:
+    data = await authenticate(fhdb, minter.token("uid-r"))
+    r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    fresh = envelope_of(r, 200, "OK", "Token refreshed successfully")
+    assert list(fresh) == ["accessToken", "refreshToken", "tokenType", "expiresIn", "user", "onboarding"]
+    assert fresh["refreshToken"] == data["refreshToken"]
+    assert fresh["user"] == data["user"] and fresh["onboarding"] == data["onboarding"]
+    r = await fhdb.client.get("/api/v1/auth/me", headers=bearer(fresh))
+    assert envelope_of(r, 200, "OK", "User retrieved successfully") == data["user"]
+
+
+@pytest.mark.parametrize("body", [{}, {"refreshToken": ""}, {"refreshToken": "  "}])
+async def test_refresh_without_a_token_is_422(fh: Harness, body: dict[str, Any]) -> None:
+    r = await fh.client.post("/api/v1/auth/refresh", json=body)
+    assert envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed") == {"refreshToken": "Refresh token is required"}
+
+
+async def test_refresh_with_a_wrong_token_is_401(fh: Harness) -> None:
+    r = await fh.client.post("/api/v1/auth/refresh", json={"refreshToken": "not-a-refresh-token"})
+    error_of(r, 401, "UNAUTHORIZED", "Invalid refresh token")
+
+
+async def test_refresh_with_an_expired_token_is_401_expired(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-exp"))
+    async with fh.core.store.transaction() as tx:
+        sessions = await tx.sessions.list_active(int(data["user"]["id"]), datetime.now(UTC))
+        sessions[0].expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        await tx.sessions.save(sessions[0])
+    r = await fh.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    error_of(r, 401, "UNAUTHORIZED", "Refresh token expired")
+
+
+async def test_rotation_returns_a_new_refresh_token_and_detects_reuse(
+    make_harness: Any, certs: HttpSink, minter: Minter
+) -> None:
+    h = await make_harness(
+        firebase_project_id=PROJECT, firebase_certs_url=certs.url, refresh_rotation=True, refresh_grace_seconds=0
+    )
+    data = await authenticate(h, minter.token("uid-rot"))
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    rotated = envelope_of(r, 200, "OK", "Token refreshed successfully")
+    assert rotated["refreshToken"] != data["refreshToken"]
+    await asyncio.sleep(0.01)
+    # the old token again, after the (zero) grace window: a replay; the whole session dies
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    error_of(r, 401, "UNAUTHORIZED", "Invalid refresh token")
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": rotated["refreshToken"]})
+    error_of(r, 401, "UNAUTHORIZED", "Invalid refresh token")
+    r = await h.client.get("/api/v1/auth/me", headers=bearer(rotated))
+    error_of(r, 401, "UNAUTHORIZED", "Token is missing or invalid")
+
+
+async def test_rotation_grace_window_and_concurrent_refreshes_rotate_once(
+    make_harness: Any, certs: HttpSink, minter: Minter, backend: str
+) -> None:
+    h = await make_harness(
+        backend, firebase_project_id=PROJECT, firebase_certs_url=certs.url, refresh_rotation=True,
+        refresh_grace_seconds=10,
+    )
+    data = await authenticate(h, minter.token("uid-conc"))
+    responses = await asyncio.gather(*[
+        h.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]}) for _ in range(2)
+    ])
+    pairs = [envelope_of(r, 200, "OK", "Token refreshed successfully") for r in responses]
+    # one rotation: both callers hold the same new pair, and that pair is the live one
+    assert pairs[0]["refreshToken"] == pairs[1]["refreshToken"] != data["refreshToken"]
+    assert pairs[0]["accessToken"] == pairs[1]["accessToken"]
+    # a retry with the old token within the grace window gets that same pair back, not a new one
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    retry = envelope_of(r, 200, "OK", "Token refreshed successfully")
+    assert (retry["refreshToken"], retry["accessToken"]) == (pairs[0]["refreshToken"], pairs[0]["accessToken"])
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": pairs[0]["refreshToken"]})
+    assert envelope_of(r, 200, "OK", "Token refreshed successfully")["refreshToken"] not in (
+        data["refreshToken"], pairs[0]["refreshToken"]
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# --- logout and me -------------------------------------------------------------------------------
+async def test_logout_revokes_every_session_of_the_user(fhdb: Harness, minter: Minter) -> None:
+    phone = await authenticate(fhdb, minter.token("uid-out"), deviceInfo="phone")
+    tablet = await authenticate(fhdb, minter.token("uid-out"), deviceInfo="tablet")
+    other = await authenticate(fhdb, minter.token("uid-other", email="other@example.com"))
+    r = await fhdb.client.post("/api/v1/auth/logout", headers=bearer(phone))
+    assert envelope_of(r, 200, "OK", "Logged out successfully") is None
+    for data in (phone, tablet):
+        r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+        error_of(r, 401, "UNAUTHORIZED", "Invalid refresh token")
+        r = await fhdb.client.get("/api/v1/auth/me", headers=bearer(data))
+        error_of(r, 401, "UNAUTHORIZED", "Token is missing or invalid")
+    # another user's sessions are untouched
+    r = await fhdb.client.get("/api/v1/auth/me", headers=bearer(other))
+    assert r.status_code == 200
+
+
+async def test_protected_endpoints_need_a_valid_access_token(fh: Harness) -> None:
+    for method, path in [("POST", "/api/v1/auth/logout"), ("GET", "/api/v1/auth/me"),
+                         ("POST", "/api/v1/auth/phone/send-otp"), ("PUT", "/api/v1/users/me/profile")]:
+        r = await fh.client.request(method, path)
+        error_of(r, 401, "UNAUTHORIZED", "Token is missing or invalid")
+        r = await fh.client.request(method, path, headers={"Authorization": "Bearer nope"})
+        error_of(r, 401, "UNAUTHORIZED", "Token is missing or invalid")
+
+
+async def test_an_expired_access_token_is_token_has_expired(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-old"))
+    claims = await fh.core.tokens.verify(data["accessToken"], TokenType.ACCESS)
+    expired, _ = await fh.core.tokens.sign(
+        TokenType.ACCESS, claims.sub, -120, sid=claims.sid, username="x", roles=["ROLE_USER"]
+    )
+    r = await fh.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
+    error_of(r, 401, "UNAUTHORIZED", "Token has expired")
+    r = await fh.client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {expired}"})
+    error_of(r, 401, "UNAUTHORIZED", "Token has expired")
+
+
+async def test_a_refresh_token_is_not_an_access_token(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-mix"))
+    r = await fh.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {data['refreshToken']}"})
+    error_of(r, 401, "UNAUTHORIZED", "Token is missing or invalid")
+
+
+# --- onboarding ----------------------------------------------------------------------------------
+def sms_code(h: Harness) -> str:
+    match = re.search(r"\b(\d{4,8})\b", h.sms_outbox[-1][1])
+    assert match
+    return match.group(1)
+
+
+async def test_onboarding_moves_through_its_steps(fhdb: Harness, minter: Minter) -> None:
+    data = await authenticate(fhdb, minter.token("uid-onb"))
+    auth = bearer(data)
+    r = await fhdb.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    assert envelope_of(r, 200, "OK", "OTP sent successfully") == {"phoneNumber": PHONE, "expiresIn": 300}
+    assert fhdb.sms_outbox[-1][0] == PHONE
+    code = sms_code(fhdb)
+    wrong = "0000" if code != "0000" else "1111"
+    r = await fhdb.client.post("/api/v1/auth/phone/verify", headers=auth, json={"phoneNumber": PHONE, "otp": wrong})
+    error_of(r, 401, "UNAUTHORIZED", "The verification code is wrong or has expired")
+    r = await fhdb.client.post("/api/v1/auth/phone/verify", headers=auth, json={"phoneNumber": PHONE, "otp": code})
+    out = envelope_of(r, 200, "OK", "Phone number verified successfully")
+    assert out["user"]["phoneNumber"] == PHONE and out["user"]["isPhoneVerified"] is True
+    assert out["onboarding"] == {"isComplete": False, "currentStep": "PENDING_PREFERENCES"}
+    # the code is single use
+    r = await fhdb.client.post("/api/v1/auth/phone/verify", headers=auth, json={"phoneNumber": PHONE, "otp": code})
+    assert r.status_code == 401
+
+    r = await fhdb.client.put("/api/v1/users/me/preferences", headers=auth,
+                              json={"preferredLanguage": "sw", "interests": ["jobs", "music", "jobs"]})
+    out = envelope_of(r, 200, "OK", "Preferences updated successfully")
+    assert out["user"]["preferredLanguage"] == "sw"
+    assert out["onboarding"] == {"isComplete": False, "currentStep": "PENDING_PROFILE_COMPLETION"}
+
+    r = await fhdb.client.put("/api/v1/users/me/profile", headers=auth, json={
+        "fullName": "John Q. Doe", "profilePhotoUrl": "https://cdn.example.com/me.png",
+        "birthday": "1990-05-17", "gender": "male",
+    })
+    out = envelope_of(r, 200, "OK", "Profile updated successfully")
+    assert out["onboarding"] == {"isComplete": True, "currentStep": "COMPLETED"}
+    assert out["user"]["fullName"] == "John Q. Doe"
+    assert out["user"]["profilePhotoUrl"] == "https://cdn.example.com/me.png"
+    async with fhdb.core.store.transaction(write=False) as tx:
+        stored = await tx.users.get(int(data["user"]["id"]))
+    assert stored is not None
+    assert (stored.interests, stored.birthday, stored.gender, stored.locale) == (
+        ["jobs", "music"], "1990-05-17", "MALE", "sw"
+    )
+    # the token responses carry the new state
+    r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    fresh = envelope_of(r, 200, "OK", "Token refreshed successfully")
+    assert fresh["onboarding"] == {"isComplete": True, "currentStep": "COMPLETED"}
+    assert fresh["user"]["phoneNumber"] == PHONE
+    again = await authenticate(fhdb, minter.token("uid-onb"))
+    assert again["onboarding"]["currentStep"] == "COMPLETED"
+    # a later step may be redone; it never moves the user back
+    r = await fhdb.client.put("/api/v1/users/me/preferences", headers=auth, json={"preferredLanguage": "fr"})
+    out = envelope_of(r, 200, "OK", "Preferences updated successfully")
+    assert out["onboarding"]["currentStep"] == "COMPLETED" and out["user"]["preferredLanguage"] == "fr"
+
+
+async def test_a_step_out_of_order_is_409(fh: Harness, minter: Minter) -> None:
+    auth = bearer(await authenticate(fh, minter.token("uid-ooo")))
+    message = "This onboarding step is not the current one"
+    r = await fh.client.put("/api/v1/users/me/preferences", headers=auth, json={"preferredLanguage": "en"})
+    error_of(r, 409, "CONFLICT", message)
+    r = await fh.client.put("/api/v1/users/me/profile", headers=auth, json={"fullName": "X"})
+    error_of(r, 409, "CONFLICT", message)
+    await fh.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    r = await fh.client.post("/api/v1/auth/phone/verify", headers=auth, json={"phoneNumber": PHONE, "otp": sms_code(fh)})
+    assert r.status_code == 200
+    r = await fh.client.put("/api/v1/users/me/profile", headers=auth, json={"fullName": "X"})
+    error_of(r, 409, "CONFLICT", message)
+
+
+async def test_a_phone_of_another_user_is_409(fh: Harness, minter: Minter) -> None:
+    a = await authenticate(fh, minter.token("uid-pa", email="a@example.com"))
+    b = await authenticate(fh, minter.token("uid-pb", email="b@example.com"))
+    await set_user(fh, a["user"]["id"], phone=PHONE, phone_verified=True)
+    r = await fh.client.post("/api/v1/auth/phone/send-otp", headers=bearer(b), json={"phoneNumber": PHONE})
+    error_of(r, 409, "CONFLICT", "This phone number is already in use by another account")
+    assert fh.sms_outbox == []
+
+
+async def test_a_phone_taken_between_send_and_verify_is_409(fhdb: Harness, minter: Minter) -> None:
+    a = await authenticate(fhdb, minter.token("uid-ra", email="ra@example.com"))
+    b = await authenticate(fhdb, minter.token("uid-rb", email="rb@example.com"))
+    r = await fhdb.client.post("/api/v1/auth/phone/send-otp", headers=bearer(b), json={"phoneNumber": PHONE})
+    assert r.status_code == 200
+    await set_user(fhdb, a["user"]["id"], phone=PHONE, phone_verified=True)
+    r = await fhdb.client.post("/api/v1/auth/phone/verify", headers=bearer(b),
+                               json={"phoneNumber": PHONE, "otp": sms_code(fhdb)})
+    error_of(r, 409, "CONFLICT", "This phone number is already in use by another account")
+
+
+async def test_a_code_sent_for_one_user_does_not_verify_another(fh: Harness, minter: Minter) -> None:
+    a = await authenticate(fh, minter.token("uid-ca", email="ca@example.com"))
+    b = await authenticate(fh, minter.token("uid-cb", email="cb@example.com"))
+    await fh.client.post("/api/v1/auth/phone/send-otp", headers=bearer(a), json={"phoneNumber": PHONE})
+    r = await fh.client.post("/api/v1/auth/phone/verify", headers=bearer(b),
+                             json={"phoneNumber": PHONE, "otp": sms_code(fh)})
+    assert r.status_code == 401
+    r = await fh.client.get("/api/v1/auth/me", headers=bearer(b))
+    assert envelope_of(r, 200, "OK", "User retrieved successfully")["phoneNumber"] is None
+
+
+async def test_a_second_otp_within_a_minute_is_429(fh: Harness, minter: Minter) -> None:
+    auth = bearer(await authenticate(fh, minter.token("uid-429")))
+    r = await fh.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    assert r.status_code == 200
+    r = await fh.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    body = r.json()
+    assert r.status_code == 429 and body["httpStatus"] == "TOO_MANY_REQUESTS" and body["success"] is False
+    assert body["data"] == body["message"]
+    assert 0 < int(r.headers["Retry-After"]) <= 60
+    assert len(fh.sms_outbox) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body", "field", "message"),
+    [
+        ("/api/v1/auth/phone/send-otp", "POST", {}, "phoneNumber", "Phone number is required"),
+        ("/api/v1/auth/phone/send-otp", "POST", {"phoneNumber": "12"}, "phoneNumber", "Not a phone number"),
+        ("/api/v1/auth/phone/verify", "POST", {"phoneNumber": PHONE}, "otp", "OTP is required"),
+        ("/api/v1/auth/phone/verify", "POST", {"phoneNumber": PHONE, "otp": "12ab"}, "otp", "OTP must be 4 to 8 digits"),
+        ("/api/v1/users/me/preferences", "PUT", {}, "preferredLanguage", "Preferred language is required"),
+        ("/api/v1/users/me/preferences", "PUT", {"preferredLanguage": "de"}, "preferredLanguage",
+         "Preferred language must be one of en, sw, fr, zh"),
+        ("/api/v1/users/me/preferences", "PUT", {"preferredLanguage": "en", "interests": [""]}, "interests",
+         "Each interest must be 1 to 64 characters"),
+        ("/api/v1/users/me/profile", "PUT", {"fullName": " "}, "fullName", "Full name is required"),
+    ],
+)
+async def test_onboarding_input_is_validated(
+    fh: Harness, minter: Minter, path: str, method: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    auth = bearer(await authenticate(fh, minter.token()))
+    r = await fh.client.request(method, path, headers=auth, json=body)
+    assert envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed") == {field: message}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"birthday": "17/05/1990"}, "birthday"), ({"birthday": "2999-01-01"}, "birthday"),
+     ({"gender": "robot"}, "gender"), ({"profilePhotoUrl": "javascript:alert(1)"}, "profilePhotoUrl")],
+)
+async def test_profile_fields_are_validated(fh: Harness, minter: Minter, change: dict[str, str], field: str) -> None:
+    data = await authenticate(fh, minter.token())
+    await set_user(fh, data["user"]["id"], onboarding="PENDING_PROFILE_COMPLETION")
+    r = await fh.client.put("/api/v1/users/me/profile", headers=bearer(data), json={"fullName": "X", **change})
+    assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == [field]
