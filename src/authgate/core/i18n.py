@@ -85,6 +85,9 @@ _ZH_HANT: dict[str, str] = {
     C.METHOD_NOT_ALLOWED: "不允許的請求方法",
     C.OVERLOADED: "服務繁忙，請稍後再試",
     C.INTERNAL: "伺服器內部錯誤",
+    C.VERIFICATION_INVALID: "驗證連結無效或已過期",
+    C.FORBIDDEN: "沒有權限",
+    C.NO_CHANNEL: "尚未設定訊息發送管道",
 }
 
 _ZH: dict[str, str] = {
@@ -115,6 +118,9 @@ _ZH: dict[str, str] = {
     C.METHOD_NOT_ALLOWED: "不允许的请求方法",
     C.OVERLOADED: "服务繁忙，请稍后再试",
     C.INTERNAL: "服务器内部错误",
+    C.VERIFICATION_INVALID: "验证链接无效或已过期",
+    C.FORBIDDEN: "没有权限",
+    C.NO_CHANNEL: "尚未配置消息发送渠道",
 }
 
 _FR: dict[str, str] = {
@@ -145,6 +151,9 @@ _FR: dict[str, str] = {
     C.METHOD_NOT_ALLOWED: "Méthode non autorisée",
     C.OVERLOADED: "Le service est occupé ; réessayez",
     C.INTERNAL: "Erreur interne du serveur",
+    C.VERIFICATION_INVALID: "Le lien de vérification est invalide ou a expiré",
+    C.FORBIDDEN: "Accès refusé",
+    C.NO_CHANNEL: "Aucun canal d'envoi de messages n'est configuré",
 }
 
 _SW: dict[str, str] = {
@@ -175,6 +184,9 @@ _SW: dict[str, str] = {
     C.METHOD_NOT_ALLOWED: "Mbinu hairuhusiwi",
     C.OVERLOADED: "Huduma ina shughuli nyingi; jaribu tena",
     C.INTERNAL: "Hitilafu ya ndani ya seva",
+    C.VERIFICATION_INVALID: "Kiungo cha uthibitisho si sahihi au kimeisha muda",
+    C.FORBIDDEN: "Huruhusiwi",
+    C.NO_CHANNEL: "Hakuna njia ya kutuma ujumbe iliyowekwa",
 }
 
 CATALOGUE: dict[str, dict[str, str]] = {"en": _EN, "zh-Hant": _ZH_HANT, "zh": _ZH, "fr": _FR, "sw": _SW}
