@@ -495,3 +495,11 @@ async def test_nonce_replayed_on_another_node_is_refused(make_harness) -> None:
 async def test_unknown_route_under_the_prefix_uses_the_envelope(h: Harness) -> None:
     r = await h.client.get("/api/customers/nothing/here/at-all")
     assert r.status_code in (404, 405) and "error" in r.json()
+
+
+async def test_errors_follow_the_locale_header(h: Harness) -> None:
+    caller = await user_caller(h, await seed_user(h))
+    r = await caller.check(drop=("x-platform",), set_={"locale": "zh-Hant"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "缺少或無效的標頭：x-platform"
+    r = await caller.check(version="1.0.0", set_={"locale": "fr"})
+    assert r.status_code == 426 and "mettre à jour" in r.json()["error"]["message"]

@@ -58,6 +58,10 @@ _EN: dict[str, str] = {
 }
 
 _ZH_HANT: dict[str, str] = {
+    C.MISSING_HEADER: "缺少或無效的標頭：{field}",
+    C.CSRF_INVALID: "CSRF 令牌無效或缺失",
+    C.SIGNATURE_INVALID: "應用程式簽名無效",
+    C.APP_VERSION_TOO_OLD: "此應用程式版本已不再支援，請更新",
     C.ACCOUNT_NOT_FOUND: "輸入的用戶名不存在",
     C.INVALID_FIELD: "{field} 的值無效",
     C.MALFORMED_JSON: "JSON 格式錯誤",
@@ -91,6 +95,10 @@ _ZH_HANT: dict[str, str] = {
 }
 
 _ZH: dict[str, str] = {
+    C.MISSING_HEADER: "缺少或无效的请求头：{field}",
+    C.CSRF_INVALID: "CSRF 令牌无效或缺失",
+    C.SIGNATURE_INVALID: "应用签名无效",
+    C.APP_VERSION_TOO_OLD: "此应用版本已不再支持，请更新",
     C.ACCOUNT_NOT_FOUND: "输入的用户名不存在",
     C.INVALID_FIELD: "{field} 的值无效",
     C.MALFORMED_JSON: "JSON 格式错误",
@@ -124,6 +132,10 @@ _ZH: dict[str, str] = {
 }
 
 _FR: dict[str, str] = {
+    C.MISSING_HEADER: "En-tête manquant ou invalide : {field}",
+    C.CSRF_INVALID: "Jeton CSRF invalide ou manquant",
+    C.SIGNATURE_INVALID: "Signature de l'application invalide",
+    C.APP_VERSION_TOO_OLD: "Cette version de l'application n'est plus prise en charge ; veuillez la mettre à jour",
     C.ACCOUNT_NOT_FOUND: "Le nom d'utilisateur n'existe pas",
     C.INVALID_FIELD: "Valeur invalide pour {field}",
     C.MALFORMED_JSON: "Corps JSON mal formé",
@@ -157,6 +169,10 @@ _FR: dict[str, str] = {
 }
 
 _SW: dict[str, str] = {
+    C.MISSING_HEADER: "Kichwa cha ombi kinakosekana au si sahihi: {field}",
+    C.CSRF_INVALID: "Tokeni ya CSRF si sahihi au haipo",
+    C.SIGNATURE_INVALID: "Sahihi ya programu si sahihi",
+    C.APP_VERSION_TOO_OLD: "Toleo hili la programu halitumiki tena; tafadhali sasisha",
     C.ACCOUNT_NOT_FOUND: "Jina la mtumiaji halipo",
     C.INVALID_FIELD: "Thamani batili ya {field}",
     C.MALFORMED_JSON: "JSON si sahihi",
