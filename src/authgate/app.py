@@ -58,6 +58,9 @@ class AccessLog:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
         request_id = request_id or uuid.uuid4().hex
+        # Every log line of this request carries its id; the core binds user_id once it knows it.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -76,7 +79,6 @@ class AccessLog:
             self.metrics.latency.labels(surface).observe(elapsed)
             log.info(
                 "request",
-                request_id=request_id,
                 method=scope.get("method"),
                 path=scope.get("path"),
                 status=status,
