@@ -88,7 +88,7 @@ async def test_fields_have_labels_and_errors_are_tied_to_them(h: Harness) -> Non
 
 
 async def test_strings_exist_in_every_language() -> None:
-    for key in strings.keys():
+    for key in strings.all_keys():
         texts = [strings.translate(locale, key) for locale in LOCALES]
         assert all(texts), key
 
@@ -138,7 +138,7 @@ async def test_signed_in_forms_need_the_sessions_token(h: Harness) -> None:
 async def test_signup_sets_the_session_cookie_and_sends_an_email_code(hdb: Harness) -> None:
     r = await signup(hdb, full_name="Ann Example", phone="+85251234567")
     assert r.status_code == 303 and r.headers["location"] == "/ui/channel/email?done=code_sent"
-    cookie = [c for c in r.headers.get_list("set-cookie") if c.startswith("qt-auth=")][0]
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("qt-auth="))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert hdb.outbox[-1][0] == "ann@example.com"
     page = (await hdb.client.get("/ui/channel/email")).text
@@ -260,6 +260,7 @@ async def test_forgot_password_code_then_new_password(hdb: Harness) -> None:
     r = await hdb.client.post("/ui/forgot/password", data={"csrf": csrf_of(page), "password": NEW_PASSWORD,
                                                           "confirm_password": "different-1"})
     assert r.status_code == 422 and 'id="f-confirm_password-error"' in r.text
+    assert "The two passwords are not the same" in r.text
     r = await hdb.client.post("/ui/forgot/password", data={"csrf": csrf_of(page), "password": NEW_PASSWORD,
                                                           "confirm_password": NEW_PASSWORD})
     assert r.status_code == 303 and r.headers["location"] == "/ui/login?done=reset"
@@ -431,7 +432,7 @@ async def test_dashboard_charts_come_from_the_audit_log(h: Harness) -> None:
     r = await h.client.get("/ui/admin")
     assert r.status_code == 200
     for key, total in (("signups", 2), ("logins", 2), ("failed_logins", 1)):
-        figure = re.search(rf'<figure class="chart chart-{key}".*?</figure>', r.text, re.S).group(0)
+        figure = re.search(rf'<figure class="chart chart-{key}".*?</figure>', r.text, re.DOTALL).group(0)
         assert f"<strong>{total}</strong>" in figure
         assert '<svg viewBox="0 0 560 200" role="img"' in figure
         values = [int(v) for v in re.findall(r'data-value="(\d+)"', figure)]

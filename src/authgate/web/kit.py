@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,6 +220,8 @@ class FormErrors:
     retry_after: int | None = None
 
 
+# Checks that belong to the page itself, not to a core rule: their own localised words.
+PAGE_ONLY_FIELDS = {"confirm_password": "password_mismatch"}
 SAFE_VALUES = ("email", "username", "phone", "full_name", "login", "q", "name", "min_versions")
 
 
@@ -232,9 +234,11 @@ def explain(
         code = ErrorCode.INVALID_CREDENTIALS
     input_name = (fields or {}).get(err.field or "", err.field if err.field in (fields or {}).values() else None)
     label = translate(locale, f"label_{input_name}") if input_name else (err.field or "")
-    if code is ErrorCode.INVALID_FIELD:
+    if code is ErrorCode.INVALID_FIELD and input_name in PAGE_ONLY_FIELDS:
+        text = translate(locale, PAGE_ONLY_FIELDS[input_name])
+    elif code is ErrorCode.INVALID_FIELD:
         text = message(code.value, locale, field=label)
-        if err.detail and locale == "en":
+        if err.detail and locale == "en":  # the core's details are English only
             text = f"{text}: {err.detail}"
     elif code is ErrorCode.RATE_LIMITED:
         text = message(code.value, locale, retry_after=err.retry_after or 1)
@@ -269,7 +273,7 @@ class PageRoute(APIRoute):
     """Every page response gets the security headers; ``LoginRequired`` becomes a redirect to the
     login page; a core error on a form post re-renders that form with the error next to its field."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
         endpoint = self.endpoint
 
@@ -338,7 +342,8 @@ def render_page(
             PRE_COOKIE, new_pre, max_age=24 * 3600, httponly=True, samesite="lax",
             secure=core.settings.secure_cookies, path="/ui",
         )
-    return harden(response)
+    harden(response)
+    return response
 
 
 def render_error(err: AuthError, locale: str, path: str = "") -> Response:

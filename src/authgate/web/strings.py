@@ -138,6 +138,8 @@ _S: dict[str, tuple[str, str, str, str, str]] = {
                      "Weka barua pepe, simu au jina la mtumiaji na tutakutumia nambari."),
     "new_password_title": ("Choose a new password", "設定新密碼", "设置新密码", "Choisissez un nouveau mot de passe",
                            "Chagua nenosiri jipya"),
+    "password_mismatch": ("The two passwords are not the same", "兩次輸入的密碼不一致", "两次输入的密码不一致",
+                          "Les deux mots de passe ne sont pas identiques", "Manenosiri mawili hayalingani"),
     "reset_submit": ("Save the new password", "儲存新密碼", "保存新密码", "Enregistrer le nouveau mot de passe",
                      "Hifadhi nenosiri jipya"),
     # --- account ---
@@ -293,5 +295,5 @@ def translate(locale: str, key: str, **params: Any) -> str:
         return text
 
 
-def keys() -> list[str]:
+def all_keys() -> list[str]:
     return list(_S)
