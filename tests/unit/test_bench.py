@@ -84,6 +84,15 @@ def test_wrk_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(wrk.LUA_DIR / "get.lua") in argv
 
 
+def test_a_missing_wrk_is_said_plainly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import cli
+
+    monkeypatch.setattr(cli.wrk, "have_wrk", lambda: False)
+    monkeypatch.setattr(cli, "run", lambda *a: pytest.fail("must not start a server without wrk"))
+    assert cli.main(["--quick"]) == 2
+    assert "apt-get install -y wrk" in capsys.readouterr().err
+
+
 def test_every_script_exists_and_uses_the_common_hooks() -> None:
     common = (wrk.LUA_DIR / "common.lua").read_text()
     assert "function done(" in common and "BENCH_JSON" in common
@@ -289,3 +298,44 @@ def test_only_a_dedicated_database_is_wiped() -> None:
     seed.check_dedicated("postgresql+asyncpg://u@h:5432/test_bench")
     with pytest.raises(SystemExit):
         seed.check_dedicated("postgresql+asyncpg://u@h:5432/authgate")
+
+
+# --- seeding PostgreSQL for real (its own database, test_bench, on the test server) --------------
+@pytest.mark.postgres
+async def test_copy_seeded_users_are_users_the_core_can_log_in() -> None:
+    import asyncio
+
+    import asyncpg
+    from argon2 import PasswordHasher, Type
+
+    from authgate.config import Settings
+    from authgate.container import build
+    from authgate.storage.migrate import upgrade
+    from tests.conftest import PG_URL, need
+
+    server = need(PG_URL, "AUTHGATE_TEST_DATABASE_URL").rsplit("/", 1)[0]
+    url = f"{server}/test_bench"
+    admin = await asyncpg.connect(seed.asyncpg_dsn(f"{server}/postgres"))
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'test_bench'"):
+            await admin.execute("CREATE DATABASE test_bench")
+    finally:
+        await admin.close()
+    await seed.reset(url)
+    await asyncio.to_thread(upgrade, url)
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID).hash(seed.PASSWORD)
+    done: list[int] = []
+    await seed.copy_users(url, 1, 2501, cheap, batch=1000, progress=lambda n, _s: done.append(n))
+    assert done == [1000, 2000, 2500] and await seed.count_users(url) == 2500
+
+    container = await build(Settings(database_url=url))
+    try:
+        core = container.core
+        async with core.store.transaction(write=False) as tx:
+            user = await tx.users.get_by_username("BU0001500")  # any letter case, as logins do
+        assert user is not None and user.email == "bu0001500@bench.example.com"
+        assert user.roles == ["ROLE_USER"] and user.is_active and not user.is_locked
+        assert (await core.hasher.verify(user.password_hash, seed.PASSWORD))[0] is True
+        assert (await core.hasher.verify(user.password_hash, seed.WRONG_PASSWORD))[0] is False
+    finally:
+        await container.close()
