@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authgate.adapters.email.console import ConsoleMailer, ConsoleSms
+from authgate.adapters.idp import build_idp
 from authgate.adapters.ratelimit import LimitsRateLimiter, MemoryCache, RedisCache
 from authgate.config import Settings
 from authgate.core.crypto import Keyed
@@ -148,6 +149,6 @@ async def build(settings: Settings) -> Container:
         guard=guard,
         cache=cache,
         snowflake=Snowflake(settings.node_id),
-        idp=__import__("authgate.adapters.idp", fromlist=["build_idp"]).build_idp(settings),
+        idp=build_idp(settings),
     )
     return Container(core, closers)

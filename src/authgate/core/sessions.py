@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 
-from authgate.core import ids
+from authgate.core import audit, ids
+from authgate.core.audit import Event
 from authgate.core.crypto import Keyed, sha256_hex
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.model import Role, Session, SessionScope, TokenType, User
@@ -160,6 +161,7 @@ class SessionService:
                     session.revoked_at = now
                     session.revoked_reason = "refresh_reuse"
                     await tx.sessions.save(session)
+                    await audit.record(tx, Event.REFRESH_REUSED, None, session.user_id, session=session.id)
                     replay = True
                 else:
                     return user, Issued(session, cached[0], cached[1], self.access_ttl)
