@@ -1,4 +1,5 @@
-"""``authgate``: serve, migrate, keys rotate, users create, clients create, openapi."""
+"""``authgate``: serve, migrate, keys rotate, users create/import, clients create/disable/rotate-secret,
+openapi."""
 
 from __future__ import annotations
 
@@ -120,6 +121,85 @@ def clients_create(
     except AuthError as exc:
         typer.echo(f"authgate: {exc.code.value}: {exc.field or ''} {exc.detail or ''}".strip(), err=True)
         raise typer.Exit(1) from None
+
+
+def _client_change(action: str, client_id: str) -> None:
+    from authgate.core.errors import AuthError
+    from authgate.core.flows import clients
+
+    async def go() -> dict[str, object]:
+        from authgate.container import build
+
+        container = await build(_settings())
+        try:
+            if action == "disable":
+                return await clients.disable_client(container.core, client_id)
+            return await clients.rotate_client_secret(container.core, client_id)
+        finally:
+            await container.close()
+
+    try:
+        typer.echo(json.dumps(asyncio.run(go())))
+    except AuthError as exc:
+        typer.echo(f"authgate: {exc.code.value}: {exc.field or ''} {exc.detail or ''}".strip(), err=True)
+        raise typer.Exit(1) from None
+
+
+@clients_cli.command("disable")
+def clients_disable(client_id: Annotated[str, typer.Option("--client-id")]) -> None:
+    """Disable a client app: its logins and app signatures are refused from now on."""
+    _client_change("disable", client_id)
+
+
+@clients_cli.command("rotate-secret")
+def clients_rotate_secret(client_id: Annotated[str, typer.Option("--client-id")]) -> None:
+    """Replace a client app's secret; prints the new clientSecret (shown only once)."""
+    _client_change("rotate", client_id)
+
+
+@users_cli.command("import")
+def users_import(
+    file: Annotated[str, typer.Argument(help="JSON lines in the PUT /api/users shape; - for stdin")],
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Users per transaction")] = 500,
+) -> None:
+    """Create or update users from JSON lines; prints {created, updated, failed: [{line, error}]}.
+    Bad lines are reported and skipped; the exit status is 1 when any line was rejected."""
+    from authgate import logging as applog
+    from authgate.core.flows.sync import import_lines
+
+    settings = _settings()
+    # Every user's audit event is in the database; one log line each would bury the summary.
+    applog.configure("warning", settings.log_json)
+    if file == "-":
+        total, stream = None, sys.stdin
+    else:
+        try:
+            with open(file, "rb") as fh:
+                total = sum(1 for _ in fh)
+            stream = open(file, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            typer.echo(f"authgate: cannot read {file}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+
+    async def go() -> dict[str, object]:
+        from authgate.container import build
+
+        container = await build(settings)
+        if container.core.hasher.firebase is None:
+            container.core.hasher.firebase = settings.firebase_scrypt
+        try:
+            with typer.progressbar(length=total or 0, label="importing", file=sys.stderr) as bar:
+                summary = await import_lines(container.core, stream, batch_size=batch_size, progress=bar.update)
+            return summary.as_dict()
+        finally:
+            await container.close()
+            if stream is not sys.stdin:
+                stream.close()
+
+    summary = asyncio.run(go())
+    typer.echo(json.dumps(summary))
+    if summary["failed"]:
+        raise typer.Exit(1)
 
 
 @cli.command()

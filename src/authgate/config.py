@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     argon2_parallelism: int = 1
     hash_workers: int = 0  # 0: one per core
     hash_queue_limit: int = 64
+    # Firebase's "Password Hash Parameters" (base64 signer key and salt separator, rounds,
+    # mem_cost): accounts imported with ``firebase_scrypt$<salt>$<hash>`` are checked with them.
+    firebase_scrypt_signer_key: SecretStr | None = None
+    firebase_scrypt_salt_separator: str = "Bw=="
+    firebase_scrypt_rounds: int = Field(default=8, ge=1, le=16)
+    firebase_scrypt_memory_cost: int = Field(default=14, ge=1, le=20)
 
     # --- OTPs and lockout ----------------------------------------------------------------------
     otp_length: int = Field(default=4, ge=4, le=8)
@@ -137,6 +143,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _firebase_scrypt_is_base64(self) -> Settings:
+        import base64
+        import binascii
+
+        key = self.firebase_scrypt_signer_key.get_secret_value() if self.firebase_scrypt_signer_key else ""
+        try:
+            base64.b64decode(key, validate=True)
+            base64.b64decode(self.firebase_scrypt_salt_separator, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("AUTHGATE_FIREBASE_SCRYPT_SIGNER_KEY and _SALT_SEPARATOR must be base64") from None
+        return self
+
+    @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
         if self.env != "production":
             return self
@@ -187,6 +206,20 @@ class Settings(BaseSettings):
         if self.gupshup_user_id:
             return "gupshup"
         return "console" if self.dev else "none"
+
+    @property
+    def firebase_scrypt(self) -> Any:
+        """The Firebase scrypt parameters (core.passwords.FirebaseScrypt), or None when unset."""
+        if self.firebase_scrypt_signer_key is None or not self.firebase_scrypt_signer_key.get_secret_value():
+            return None
+        from authgate.core.passwords import FirebaseScrypt
+
+        return FirebaseScrypt.from_base64(
+            self.firebase_scrypt_signer_key.get_secret_value(),
+            self.firebase_scrypt_salt_separator,
+            self.firebase_scrypt_rounds,
+            self.firebase_scrypt_memory_cost,
+        )
 
     @property
     def is_sqlite(self) -> bool:

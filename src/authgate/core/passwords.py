@@ -14,6 +14,7 @@ import hmac
 import os
 import string
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -21,12 +22,14 @@ import bcrypt
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from authgate.core.errors import AuthError, ErrorCode, invalid
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
 PBKDF2_PREFIX = "pbkdf2_sha256$"
+FIREBASE_PREFIX = "firebase_scrypt$"  # firebase_scrypt$<salt, base64>$<password hash, base64>
 _PRINTABLE_SPECIALS = set(string.punctuation)
 
 
@@ -74,7 +77,9 @@ class PasswordHasher:
         workers: int = 0,
         queue_limit: int = 64,
         pepper: bytes = b"",
+        firebase: FirebaseScrypt | None = None,
     ) -> None:
+        self.firebase = firebase  # the Firebase project's hash parameters, for imported accounts
         self._argon = Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
@@ -127,6 +132,9 @@ class PasswordHasher:
         if stored.startswith(PBKDF2_PREFIX):
             ok = _check_pbkdf2(stored, secret)
             return ok, ok
+        if stored.startswith(FIREBASE_PREFIX):
+            ok = self.firebase is not None and self.firebase.check(stored, secret)
+            return ok, ok
         return False, False
 
     def close(self) -> None:
@@ -141,6 +149,8 @@ def is_accepted_prehash(value: str) -> bool:
         return value.count("$") >= 4
     if value.startswith(PBKDF2_PREFIX):
         return value.count("$") == 3
+    if value.startswith(FIREBASE_PREFIX):
+        return FirebaseScrypt.parse(value) is not None
     return False
 
 
@@ -152,3 +162,56 @@ def _check_pbkdf2(stored: str, secret: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(base64.b64encode(digest).decode(), expected)
+
+
+@dataclass(frozen=True)
+class FirebaseScrypt:
+    """Firebase Authentication's modified scrypt (github.com/firebase/scrypt), for exported accounts.
+
+    The stored hash is AES-256-CTR (zero IV) of the project's signer key under the first 32 bytes
+    of scrypt(password, salt + salt separator, N=2^mem_cost, r=rounds, p=1). Parameters come from
+    the project's "Password Hash Parameters" (AUTHGATE_FIREBASE_SCRYPT_*).
+    """
+
+    signer_key: bytes
+    salt_separator: bytes
+    rounds: int
+    memory_cost: int
+
+    @classmethod
+    def from_base64(cls, signer_key: str, salt_separator: str, rounds: int, memory_cost: int) -> FirebaseScrypt:
+        return cls(base64.b64decode(signer_key), base64.b64decode(salt_separator), rounds, memory_cost)
+
+    @staticmethod
+    def parse(stored: str) -> tuple[bytes, bytes] | None:
+        """(salt, hash) of ``firebase_scrypt$<salt_b64>$<hash_b64>``, or None when malformed."""
+        parts = stored.split("$")
+        if len(parts) != 3 or parts[0] + "$" != FIREBASE_PREFIX:
+            return None
+        try:
+            salt = base64.b64decode(parts[1], validate=True)
+            digest = base64.b64decode(parts[2], validate=True)
+        except ValueError:
+            return None
+        return (salt, digest) if salt and digest else None
+
+    def digest(self, password: str, salt: bytes) -> bytes:
+        n = 1 << self.memory_cost
+        derived = hashlib.scrypt(
+            password.encode(),
+            salt=salt + self.salt_separator,
+            n=n,
+            r=self.rounds,
+            p=1,
+            dklen=32,
+            maxmem=256 * self.rounds * n + (1 << 20),
+        )
+        encryptor = Cipher(algorithms.AES(derived), modes.CTR(b"\x00" * 16)).encryptor()
+        return encryptor.update(self.signer_key) + encryptor.finalize()
+
+    def check(self, stored: str, password: str) -> bool:
+        parsed = self.parse(stored)
+        if parsed is None:
+            return False
+        salt, expected = parsed
+        return hmac.compare_digest(self.digest(password, salt), expected)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -142,6 +142,39 @@ class Users:
 
     async def find_by_customer(self, stripe_customer_id: str) -> User | None:
         return await self._one(self._live().where(UserRow.stripe_customer_id == stripe_customer_id))
+
+    async def find_many(
+        self, usernames: Sequence[str], emails: Sequence[str], phones: Sequence[str], *, for_update: bool = False
+    ) -> list[User]:
+        """Live users holding any of these usernames, emails or phones, in one query (bulk import)."""
+        conds = []
+        if usernames:
+            conds.append(UserRow.username_norm.in_([normalise_username(u) for u in usernames]))
+        if emails:
+            conds.append(UserRow.email_norm.in_([e.lower() for e in emails]))
+        if phones:
+            conds.append(UserRow.phone.in_(list(phones)))
+        if not conds:
+            return []
+        stmt = self._live().where(or_(*conds))
+        if for_update:
+            stmt = stmt.with_for_update()
+        return [_to_model(User, r) for r in (await self.s.execute(stmt)).scalars().all()]
+
+    async def create_many(self, users: Sequence[User]) -> None:
+        """Insert new users in one executemany; a clash on any unique index fails them all."""
+        columns = [c.key for c in UserRow.__table__.columns]
+        values = []
+        for user in users:
+            row = {k: getattr(user, k) for k in columns if hasattr(user, k)}
+            row["username_norm"] = normalise_username(user.username)
+            row["email_norm"] = user.email.lower() if user.email else None
+            values.append(row)
+        try:
+            async with self.s.begin_nested():
+                await self.s.execute(insert(UserRow), values)
+        except IntegrityError as exc:
+            raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_conflict_field(exc)) from None
 
 
 class Sessions:
@@ -338,6 +371,18 @@ class Audit:
             detail=event.detail,
         )
         self.s.add(row)
+
+    async def add_many(self, events: Sequence[AuditEvent]) -> None:
+        """Many events in one executemany (bulk import)."""
+        if events:
+            await self.s.execute(
+                insert(AuditRow),
+                [
+                    {"type": e.type, "at": e.at, "user_id": e.user_id, "actor": e.actor, "ip": e.ip,
+                     "user_agent": e.user_agent, "detail": e.detail}
+                    for e in events
+                ],
+            )
 
     async def list(
         self,

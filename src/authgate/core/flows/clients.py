@@ -73,3 +73,27 @@ async def authenticate_client(core: Core, client_id: str | None, client_secret: 
     if not core.keyed.same(expected, sha256_hex(client_secret)) or client is None or not client.enabled:
         raise AuthError(ErrorCode.CLIENT_INVALID)
     return client
+
+
+async def disable_client(core: Core, client_id: str) -> dict[str, Any]:
+    """Stop a client: its secret, signatures and client-credential logins are refused from now on."""
+    async with core.store.transaction() as tx:
+        client = await tx.clients.get(client_id)
+        if client is None:
+            raise AuthError(ErrorCode.NOT_FOUND, field="client-id", detail=f"no client {client_id}")
+        client.enabled = False
+        await tx.clients.save(client)
+    return {"clientId": client.client_id, "name": client.name, "enabled": False}
+
+
+async def rotate_client_secret(core: Core, client_id: str) -> dict[str, Any]:
+    """Replace a client's secret; the old one stops working at once. The new one is shown only here."""
+    secret = ids.token(32)
+    async with core.store.transaction() as tx:
+        client = await tx.clients.get(client_id)
+        if client is None:
+            raise AuthError(ErrorCode.NOT_FOUND, field="client-id", detail=f"no client {client_id}")
+        client.secret_hash = sha256_hex(secret)
+        client.secret_enc = core.keyed.seal(secret)
+        await tx.clients.save(client)
+    return {"clientId": client.client_id, "clientSecret": secret, "enabled": client.enabled}
