@@ -69,6 +69,14 @@ def build_sms(settings: Settings) -> Any:
     return None
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (taskset/cgroups pinning), not all the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 async def secret_key(settings: Settings, store: SqlStore) -> bytes:
     """AUTHGATE_SECRET_KEY, or in dev a random key generated once and kept in the database."""
     if settings.secret_key is not None and settings.secret_key.get_secret_value():
@@ -98,7 +106,7 @@ async def build(settings: Settings) -> Container:
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
-        workers=settings.hash_workers or (os.cpu_count() or 1),
+        workers=settings.hash_workers or usable_cores(),
         queue_limit=settings.hash_queue_limit,
     )
     closers.append(hasher.close)

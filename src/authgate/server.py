@@ -54,6 +54,6 @@ def run(settings: Settings) -> None:
     )
     server = uvicorn.Server(config)
     if settings.workers > 1:
-        Multiprocess(config, target=server.run, sockets=sockets).run()
+        Multiprocess(config, sockets=sockets).run()
     else:
         server.run(sockets=sockets)

@@ -112,3 +112,12 @@ async def test_audit_records_ip_and_user_agent(h: Harness) -> None:
     async with h.core.store.transaction(write=False) as tx:
         events = await tx.audit.list(type="user.created")
     assert events[0].ip == "203.0.113.7" and events[0].user_agent == "agent/1.0"
+
+
+async def test_rate_limits_off_turns_lockout_off_too(make_harness) -> None:
+    h = await make_harness(rate_limits="off", lockout_threshold=2)
+    await h.client.post("/api/auth/v1/signup", json=SIGNUP)
+    for _ in range(4):
+        await h.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": "wrong-pass"})
+    r = await h.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": "S3cure-pass"})
+    assert r.status_code == 201

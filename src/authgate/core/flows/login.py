@@ -68,7 +68,9 @@ async def check_password(
             await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
         if not ok:
             failures = await tx.users.add_failed_login(user.id)
-            if settings.lockout_threshold and failures >= settings.lockout_threshold and not user.is_locked:
+            # AUTHGATE_RATE_LIMITS=off (benchmarks; refused in production) turns lockout off too.
+            lockout = settings.lockout_threshold and core.guard.enabled
+            if lockout and failures >= settings.lockout_threshold and not user.is_locked:
                 user.failed_logins = failures
                 user.is_locked, user.locked_at = True, now
                 await tx.users.save(user)
