@@ -562,3 +562,12 @@ async def test_audit_filters_and_pagination(s: Harness) -> None:
     assert len((await s.client.get("/api/admin/audit", params={"since": past}, headers=SYS)).json()["items"]) >= 3
     envelope(await s.client.get("/api/admin/audit", params={"since": "yesterday"}, headers=SYS), 422)
     envelope(await s.client.get("/api/admin/audit", params={"userId": "x"}, headers=SYS), 422)
+
+
+async def test_failed_client_checks_are_rate_limited(make_harness: Any) -> None:
+    h = await harness(make_harness, internal=True, limit_failed_login="2/hour")
+    bad = {"type": "clientCredentials", "clientId": "client-app-id", "clientSecret": "guess"}
+    for _ in range(2):
+        envelope(await h.client.post("/api/auth/login", json=bad), 401, "Invalid client")
+    r = await h.client.post("/api/auth/login", json=bad)
+    assert envelope(r, 429)["error"] == "Too Many Requests" and int(r.headers["retry-after"]) > 0

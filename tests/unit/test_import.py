@@ -156,3 +156,28 @@ def test_clients_disable_and_rotate_secret(db: str) -> None:
     assert rows(db, f"SELECT enabled FROM client_apps WHERE client_id='{made['clientId']}'") == [(0,)]
     result = CliRunner().invoke(cli, ["clients", "disable", "--client-id", "cl_nope"])
     assert result.exit_code == 1 and "not_found" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_batch_path_on_both_backends(make_harness: Any, backend: str) -> None:
+    from authgate.core.flows.sync import import_lines
+
+    h = await make_harness(backend, argon2_memory_kib=1024, argon2_time_cost=1)
+    lines = [json.dumps(i) for i in (
+        {"username": "arya", "email": "arya@example.com", "password": "Needl3-pass"},
+        {"username": "arya", "firstName": "Arya"},
+        {"username": "nymeria", "email": "ARYA@example.com"},
+        {"username": "needle", "phoneNumber": "+85261234567", "roles": ["ROLE_MODERATOR"]},
+    )]
+    summary = await import_lines(h.core, lines, batch_size=10)
+    assert (summary.created, summary.updated) == (2, 1)
+    assert [(f["line"], f["code"]) for f in summary.failed] == [(3, "identifier_taken")]
+    again = await import_lines(h.core, lines, batch_size=10)
+    assert (again.created, again.updated, len(again.failed)) == (0, 3, 1)
+    async with h.core.store.transaction(write=False) as tx:
+        arya = await tx.users.get_by_username("arya")
+        needle = await tx.users.get_by_username("needle")
+    assert arya is not None and arya.first_name == "Arya" and arya.created_by == "__import"
+    assert needle is not None and needle.roles == ["ROLE_MODERATOR"] and needle.roles_set
+    user = await login.check_password(h.core, RequestContext(ip="198.51.100.2"), "arya@example.com", "Needl3-pass")
+    assert user.id == arya.id
