@@ -448,3 +448,28 @@ async def test_deactivated_users_lose_their_page_session(h: Harness, path: str) 
         root.is_active = False
         await tx.users.save(root)
     assert (await h.client.get(path)).status_code == 303
+
+
+async def test_login_by_sms_code_to_the_phone(h: Harness) -> None:
+    await signup(h, phone="+85251234567")
+    h.client.cookies.clear()
+    page = (await h.client.get("/ui/login/code")).text
+    r = await h.client.post("/ui/login/code", data={"csrf": csrf_of(page), "login": "+852 5123 4567"})
+    assert r.status_code == 200 and "******67" in r.text  # blurred like seed 001's phones
+    to, body = h.sms_outbox[-1]
+    assert to == "+85251234567"
+    code = re.search(r"\b(\d{4})\b", body).group(1)
+    r = await h.client.post("/ui/login/code/verify",
+                            data={"csrf": csrf_of(r.text), "ticket": hidden(r.text, "ticket"), "code": code})
+    assert r.status_code == 303
+    async with h.core.store.transaction(write=False) as tx:
+        events = [e.type for e in await tx.audit.list(type="login.succeeded")]
+    assert len(events) == 2  # sign-up and this login
+
+
+async def test_admin_pages_for_missing_users_are_404(h: Harness) -> None:
+    await make_admin(h)
+    await login(h, "root", PASSWORD)
+    for path in ("/ui/admin/users/123", "/ui/admin/users/abc"):
+        r = await h.client.get(path)
+        assert r.status_code == 404 and "Page not found" in r.text
