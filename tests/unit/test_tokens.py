@@ -124,3 +124,17 @@ async def test_private_keys_are_sealed_at_rest(h: Harness) -> None:
 async def test_discovery(h: Harness) -> None:
     doc = (await h.client.get("/.well-known/openid-configuration")).json()
     assert doc["issuer"] == h.settings.issuer and doc["jwks_uri"].endswith("/.well-known/jwks.json")
+
+
+async def test_a_cached_verification_still_honours_expiry_and_kind(h: Harness, monkeypatch) -> None:
+    import authgate.core.tokens as tokens_module
+
+    token, exp = await h.core.tokens.sign(TokenType.ACCESS, "5", 60)
+    assert (await h.core.tokens.verify(token, TokenType.ACCESS)).sub == "5"  # now cached
+    with pytest.raises(AuthError):
+        await h.core.tokens.verify(token, TokenType.RESET)
+    real = time.time
+    monkeypatch.setattr(tokens_module.time, "time", lambda: real() + 60 + 31)
+    with pytest.raises(AuthError) as err:
+        await h.core.tokens.verify(token, TokenType.ACCESS)
+    assert err.value.code is ErrorCode.TOKEN_EXPIRED

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,6 +178,10 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.leeway = min(leeway, 30)
+        # Verified tokens, so a hot token's signature is checked once, not on every request.
+        # A token is immutable: only its expiry (re-checked on every hit) can change the answer.
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
+        self._verified_max = 20_000
 
     async def sign(self, typ: TokenType, sub: str, ttl: int, **claims: Any) -> tuple[str, int]:
         """A signed token of kind ``typ``; returns (token, exp)."""
@@ -204,6 +209,14 @@ class TokenService:
         bad = ErrorCode.TOKEN_INVALID
         if kinds and kinds[0] is TokenType.OTP:
             bad = ErrorCode.OTP_TOKEN_INVALID
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.raw["exp"] + self.leeway < time.time():
+                self._verified.pop(token, None)
+                raise AuthError(ErrorCode.TOKEN_EXPIRED if bad is ErrorCode.TOKEN_INVALID else bad)
+            if cached.typ not in {k.value for k in kinds}:
+                raise AuthError(bad)
+            return cached
         if not token or len(token) > 4096:
             raise AuthError(bad)
         try:
@@ -233,4 +246,9 @@ class TokenService:
             raise AuthError(bad) from None
         if payload.get("typ") not in {k.value for k in kinds} or header.get("typ") != payload["typ"]:
             raise AuthError(bad)
-        return Claims(sub=str(payload["sub"]), typ=str(payload["typ"]), raw=payload)
+        claims = Claims(sub=str(payload["sub"]), typ=str(payload["typ"]), raw=payload)
+        if claims.typ in (TokenType.ACCESS.value, TokenType.APP.value):
+            self._verified[token] = claims
+            if len(self._verified) > self._verified_max:
+                self._verified.popitem(last=False)
+        return claims
