@@ -130,6 +130,18 @@ def test_lines_of_one_batch_apply_in_file_order(db: str, tmp_path: Path) -> None
         ("needle", "arya@example.com", None, None),
         ("other", "other@example.com", None, None),
     ]
+    # an existing user touched three times in one batch, by email then by name: later lines must
+    # see the earlier lines' changes, not the row as the batch first read it
+    path = write_lines(tmp_path / "twice.jsonl", [
+        {"email": "other@example.com", "firstName": "Some"},
+        {"email": "other@example.com", "lastName": "Else"},  # re-read: its key was claimed above
+        {"username": "other", "phoneNumber": "+85261234567"},  # same user by another key
+    ])
+    code, summary, _ = run("users", "import", str(path))
+    assert code == 0 and summary["updated"] == 3
+    assert rows(db, "SELECT first_name, last_name, phone FROM users WHERE username='other'") == [
+        ("Some", "Else", "+85261234567")
+    ]
 
 
 def test_import_of_a_clean_file_exits_0(db: str, tmp_path: Path) -> None:
