@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import string
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,10 +84,13 @@ class PasswordHasher:
         self._argon = Argon2Hasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
+        count = workers or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2"
+            max_workers=count, thread_name_prefix="argon2", initializer=_lower_priority
         )
-        self._queue_limit = queue_limit
+        # At most ~16 hashes queued per worker (about a second of work): beyond that a login is
+        # shed with 503 at once instead of waiting until the client gives up.
+        self._queue_limit = queue_limit or count * 16
         self._pending = 0
         # Verified against when the account does not exist, so unknown users cost the same time.
         self._dummy = self._argon.hash(os.urandom(16).hex())
@@ -139,6 +143,15 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Hashing threads run at nice 10, so the event loop keeps serving cheap requests (token
+    checks, reads) promptly while logins queue: CPU goes to hashing only when the loop is idle."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def is_accepted_prehash(value: str) -> bool:
