@@ -23,12 +23,19 @@ from tests.conftest import sqlite_url
 FAST_ENV = {"AUTHGATE_ARGON2_MEMORY_KIB": "1024", "AUTHGATE_ARGON2_TIME_COST": "1"}
 
 
+LOG_LEVELS: list[str] = []
+
+
 @pytest.fixture
 def db(sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = sqlite_url(sqlite_template, tmp_path)
     monkeypatch.chdir(tmp_path)  # no stray .env
     for name, value in {"AUTHGATE_DATABASE_URL": url, **FAST_ENV}.items():
         monkeypatch.setenv(name, value)
+    # The CLI configures logging for its process; here that would bind the process-wide loggers to
+    # CliRunner's stdout, closed after each invoke, and break every later test that logs.
+    LOG_LEVELS.clear()
+    monkeypatch.setattr("authgate.logging.configure", lambda level="info", *a, **k: LOG_LEVELS.append(level))
     return url
 
 
@@ -74,6 +81,7 @@ def test_import_generated_file_with_bad_lines(db: str, tmp_path: Path) -> None:
 
     code, summary, _ = run("users", "import", str(path), "--batch-size", "50")
     assert code == 1  # some lines were rejected
+    assert LOG_LEVELS == ["warning"]  # one audit log line per user would bury the summary
     assert summary["created"] == 121 and summary["updated"] == 1
     assert [f["line"] for f in summary["failed"]] == sorted(bad)
     by_line = {f["line"]: f for f in summary["failed"]}
