@@ -295,3 +295,22 @@ async def test_twenty_parallel_signups_of_one_email_give_one_201(hdb: Harness) -
     statuses = await asyncio.gather(*(one(i) for i in range(20)))
     assert statuses.count(201) == 1, statuses
     assert set(statuses) == {201, 409}
+
+
+async def test_an_emailed_code_cannot_verify_the_phone(h: Harness) -> None:
+    out = await signup(h, metadata={"phone-number": "+85268098227"})
+    await h.client.post("/api/auth/v1/users/send-otp", json={"email": SIGNUP["email"]})
+    r = await h.client.post(
+        "/api/auth/v1/users/update-with-otp",
+        json={"otp": h.last_code(), "user": {"verification-status": "phone"}},
+        headers={"x-qt-auth": out["token"]},
+    )
+    assert r.status_code == 401
+
+
+async def test_verification_links_are_rate_limited_per_address(h: Harness) -> None:
+    await signup(h)
+    body = {"email": SIGNUP["email"]}
+    assert (await h.client.post("/api/auth/v1/users/send-verification-link", json=body)).status_code == 200
+    r = await h.client.post("/api/auth/v1/users/send-verification-link", json=body)
+    assert r.status_code == 429 and "retry-after" in r.headers

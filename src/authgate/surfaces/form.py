@@ -230,7 +230,7 @@ async def send_verification_link(body: LinkBody, request: Request) -> dict[str, 
     if user is not None:
         await verification.send_link(core, context(request, "form"), user, f"{PREFIX}/users/verify", body.redirect_url)
     else:
-        await core.guard.hit("otp_send", f"verify_email:{email}", core.settings.limit_otp_send_purpose)
+        await core.guard.hit("otp_send", f"{verification.PURPOSE}:{email}", core.settings.limit_otp_send_purpose)
     return {"message": "verification link was sent successfully, via email"}
 
 

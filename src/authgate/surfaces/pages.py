@@ -376,7 +376,6 @@ async def channel_link(request: Request) -> Response:
     core = core_of(request)
     if not core.messenger.has_email:
         raise AuthError(ErrorCode.NO_CHANNEL)
-    await core.guard.hit("otp_send", f"verify_email:{seen.user.email}", core.settings.limit_otp_send_purpose)
     await verification.send_link(core, ctx_of(request), seen.user, "/ui/verify", None)
     return redirect("/ui/channel/email?done=link_sent")
 

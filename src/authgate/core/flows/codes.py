@@ -116,6 +116,10 @@ async def confirm_channel(core: Core, ctx: RequestContext, user_id: int, code: s
         row = await tx.secrets.get_active(CHANNEL_PURPOSE, identifier)
     if row is None:
         raise AuthError(ErrorCode.OTP_INVALID)
+    # A code proves only the channel it was sent through: an emailed code cannot verify the phone.
+    sent_through = (row.channel or "").split("+")
+    if ("email" if channel == "email" else "sms") not in sent_through:
+        raise AuthError(ErrorCode.OTP_INVALID)
     await check_code(core, ctx, secret_id=row.id, code=code, purpose=CHANNEL_PURPOSE, identifier=identifier)
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)

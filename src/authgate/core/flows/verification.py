@@ -47,6 +47,9 @@ async def send_link(
     redirect = check_redirect(core, redirect_url)
     if not user.email:
         raise AuthError(ErrorCode.NO_CHANNEL, detail="email")
+    s = core.settings
+    await core.guard.hit("otp_send", f"{PURPOSE}:{user.email}", s.limit_otp_send_purpose)
+    await core.guard.hit("otp_send_hourly", user.email, s.limit_otp_send_hourly)
     async with core.store.transaction() as tx:
         secret = ids.token(24)
         row, _ = await core.otp.issue(
