@@ -108,6 +108,7 @@ async def build(settings: Settings) -> Container:
         parallelism=settings.argon2_parallelism,
         workers=settings.hash_workers or usable_cores(),
         queue_limit=settings.hash_queue_limit,
+        firebase=settings.firebase_scrypt,
     )
     closers.append(hasher.close)
     keys = KeyRing(store, key, settings.key_refresh_seconds)

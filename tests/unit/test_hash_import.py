@@ -96,9 +96,7 @@ async def stored_hash(h: Harness, username: str) -> str | None:
 
 async def firebase_harness(make_harness: Any) -> Harness:
     h: Harness = await make_harness(internal=True, **FB_SETTINGS)
-    # container.py builds the hasher; until it passes settings.firebase_scrypt, give it here.
-    if h.core.hasher.firebase is None:
-        h.core.hasher.firebase = h.settings.firebase_scrypt
+    assert h.core.hasher.firebase is not None  # container.py passes settings.firebase_scrypt
     return h
 
 
