@@ -36,6 +36,6 @@ def configure(level: str = "info", json_output: bool = True, dev_console: bool =
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(),  # the current sys.stdout at each write
         cache_logger_on_first_use=True,
     )
