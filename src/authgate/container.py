@@ -90,7 +90,12 @@ async def secret_key(settings: Settings, store: SqlStore) -> bytes:
 
 async def build(settings: Settings) -> Container:
     closers: list[Any] = []
-    store = SqlStore(settings.database_url, pool_size=settings.database_pool_size, timeout=settings.database_timeout)
+    store = SqlStore(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout,
+        cache_seconds=settings.revocation_cache_seconds,
+    )
     closers.append(store.close)
     key = await secret_key(settings, store)
     keyed = Keyed(key)

@@ -18,13 +18,23 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.storage.repositories import Audit, Clients, Identities, Keys, Kv, Secrets, Sessions, Users
+from authgate.storage.repositories import (
+    Audit,
+    Clients,
+    Identities,
+    Keys,
+    Kv,
+    Secrets,
+    Sessions,
+    UserCache,
+    Users,
+)
 
 
 class Tx:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: UserCache | None = None, read_only: bool = False) -> None:
         self.session = session
-        self.users = Users(session)
+        self.users = Users(session, cache, read_only)
         self.sessions = Sessions(session)
         self.secrets = Secrets(session)
         self.keys = Keys(session)
@@ -55,8 +65,9 @@ def _sqlite_engine(url: str, immediate: bool, timeout: float) -> AsyncEngine:
 
 
 class SqlStore:
-    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0, cache_seconds: float = 0.0) -> None:
         self.url = url
+        self.user_cache = UserCache(cache_seconds)
         self.is_sqlite = url.startswith("sqlite")
         self.timeout = timeout
         if self.is_sqlite:
@@ -81,7 +92,11 @@ class SqlStore:
         try:
             async with factory() as session:
                 async with session.begin():
-                    yield Tx(session)
+                    tx = Tx(session, self.user_cache, read_only=not write)
+                    yield tx
+                # committed: what this node changed is re-read from the database from now on
+                if tx.users.touched:
+                    self.user_cache.forget(tx.users.touched)
         except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
         except DBAPIError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -57,9 +58,56 @@ def _conflict_field(exc: IntegrityError) -> str:
     return "id"
 
 
+class UserCache:
+    """Live users by id (and username → id) for ``ttl`` seconds, filled only by read-only
+    transactions and forgotten as soon as a transaction on this node that touched the user commits.
+
+    Another node's change shows here within ``ttl`` (the same bound as session revocation:
+    docs/architecture.md), which spares the database the read behind every authenticated request.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._by_id: dict[int, tuple[User, float]] = {}
+        self._by_name: dict[str, int] = {}
+
+    def get(self, user_id: int) -> User | None:
+        hit = self._by_id.get(user_id)
+        if hit is None or time.monotonic() - hit[1] > self.ttl:
+            return None
+        return _clone(hit[0])
+
+    def by_username(self, username_norm: str) -> User | None:
+        user_id = self._by_name.get(username_norm)
+        user = self.get(user_id) if user_id is not None else None
+        if user is None or normalise_username(user.username) != username_norm:
+            return None
+        return user
+
+    def put(self, user: User) -> None:
+        if len(self._by_id) > 100_000:
+            self._by_id.clear()
+            self._by_name.clear()
+        self._by_id[user.id] = (_clone(user), time.monotonic())
+        self._by_name[normalise_username(user.username)] = user.id
+
+    def forget(self, user_ids: set[int]) -> None:
+        for user_id in user_ids:
+            self._by_id.pop(user_id, None)
+
+
+def _clone(user: User) -> User:
+    return dataclasses.replace(
+        user, roles=list(user.roles), interests=list(user.interests) if user.interests else user.interests
+    )
+
+
 class Users:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: AsyncSession, cache: UserCache | None = None, read_only: bool = False) -> None:
         self.s = s
+        # The cache serves and learns only in read-only transactions; writes record what they touch.
+        self.cache = cache if read_only else None
+        self.touched: set[int] = set()
 
     def _live(self) -> Any:
         return select(UserRow).where(UserRow.deleted_at.is_(None))
@@ -69,13 +117,28 @@ class Users:
         return _to_model(User, row) if row else None
 
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        if self.cache is not None and not for_update:
+            cached = self.cache.get(user_id)
+            if cached is not None:
+                return cached
         stmt = self._live().where(UserRow.id == user_id)
         if for_update:
             stmt = stmt.with_for_update()
-        return await self._one(stmt)
+        user = await self._one(stmt)
+        if user is not None and self.cache is not None:
+            self.cache.put(user)
+        return user
 
     async def get_by_username(self, username: str) -> User | None:
-        return await self._one(self._live().where(UserRow.username_norm == normalise_username(username)))
+        norm = normalise_username(username)
+        if self.cache is not None:
+            cached = self.cache.by_username(norm)
+            if cached is not None:
+                return cached
+        user = await self._one(self._live().where(UserRow.username_norm == norm))
+        if user is not None and self.cache is not None:
+            self.cache.put(user)
+        return user
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(self._live().where(UserRow.email_norm == email.lower()))
@@ -99,6 +162,7 @@ class Users:
         row.email_norm = user.email.lower() if user.email else None
 
     async def create(self, user: User) -> User:
+        self.touched.add(user.id)
         row = UserRow()
         self._fill(row, user)
         try:
@@ -110,6 +174,7 @@ class Users:
         return user
 
     async def save(self, user: User) -> User:
+        self.touched.add(user.id)
         row = await self.s.get(UserRow, user.id)
         if row is None:
             raise AuthError(ErrorCode.USER_NOT_FOUND)
@@ -122,6 +187,7 @@ class Users:
         return user
 
     async def add_failed_login(self, user_id: int) -> int:
+        self.touched.add(user_id)
         await self.s.execute(
             update(UserRow).where(UserRow.id == user_id).values(failed_logins=UserRow.failed_logins + 1)
         )
@@ -163,6 +229,7 @@ class Users:
 
     async def create_many(self, users: Sequence[User]) -> None:
         """Insert new users in one executemany; a clash on any unique index fails them all."""
+        self.touched.update(u.id for u in users)
         columns = [c.key for c in UserRow.__table__.columns]
         values = []
         for user in users:
