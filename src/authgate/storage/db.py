@@ -44,6 +44,39 @@ class Tx:
         self.kv = Kv(session)
 
 
+class LazyReadSession:
+    """The part of AsyncSession that read repositories use, opened on the first query."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+        self._session: AsyncSession | None = None
+
+    async def _open(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._factory()
+            await self._session.begin()
+        return self._session
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._open()).execute(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._open()).get(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._open()).scalar(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            try:
+                await self._session.rollback()
+            finally:
+                await self._session.close()
+
+
 def _sqlite_engine(url: str, immediate: bool, timeout: float) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": timeout}, pool_pre_ping=False)
 
@@ -88,11 +121,19 @@ class SqlStore:
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Tx]:
-        factory = self._writer_sessions if write else self._reader_sessions
         try:
-            async with factory() as session:
+            if not write:
+                # Read transactions open their session on first use: a request served from the
+                # user cache never touches the pool.
+                lazy = LazyReadSession(self._reader_sessions)
+                try:
+                    yield Tx(lazy, self.user_cache, read_only=True)  # type: ignore[arg-type]
+                finally:
+                    await lazy.close()
+                return
+            async with self._writer_sessions() as session:
                 async with session.begin():
-                    tx = Tx(session, self.user_cache, read_only=not write)
+                    tx = Tx(session, self.user_cache, read_only=False)
                     yield tx
                 # committed: what this node changed is re-read from the database from now on
                 if tx.users.touched:
