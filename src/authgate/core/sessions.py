@@ -8,6 +8,7 @@ per session per interval; a revocation made on this node holds at once (docs/arc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class SessionService:
         self.grace = timedelta(seconds=grace_seconds)
         self.cache_seconds = cache_seconds
         self._status: dict[str, tuple[bool, float]] = {}
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
 
     # --- issuing ---------------------------------------------------------------------------------
     async def start(
@@ -224,17 +226,31 @@ class SessionService:
         cached = self._status.get(session_id)
         if cached is not None and now - cached[1] < self.cache_seconds:
             return cached[0]
-        async with self.store.transaction(write=False) as tx:
-            session = await tx.sessions.get(session_id)
-        live = (
-            session is not None
-            and session.revoked_at is None
-            and session.expires_at > datetime.now(UTC)
-        )
-        if len(self._status) > 200_000:
-            self._status.clear()
-        self._status[session_id] = (live, now)
-        return live
+        pending = self._inflight.get(session_id)
+        if pending is not None:  # one lookup per session however many requests ask at once
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[session_id] = future
+        try:
+            async with self.store.transaction(write=False) as tx:
+                session = await tx.sessions.get(session_id)
+            live = (
+                session is not None
+                and session.revoked_at is None
+                and session.expires_at > datetime.now(UTC)
+            )
+            if len(self._status) > 200_000:
+                self._status.clear()
+            if self._status.get(session_id, (True, 0.0))[1] <= now:  # a revocation meanwhile wins
+                self._status[session_id] = (live, now)
+            future.set_result(live)
+            return live
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            self._inflight.pop(session_id, None)
 
     def forget(self, session_id: str) -> None:
         self._status[session_id] = (False, time.monotonic())

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.storage.repositories import (
     Audit,
+    ClientCache,
     Clients,
     Identities,
     Keys,
@@ -32,14 +33,20 @@ from authgate.storage.repositories import (
 
 
 class Tx:
-    def __init__(self, session: AsyncSession, cache: UserCache | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        cache: UserCache | None = None,
+        read_only: bool = False,
+        client_cache: ClientCache | None = None,
+    ) -> None:
         self.session = session
         self.users = Users(session, cache, read_only)
         self.sessions = Sessions(session)
         self.secrets = Secrets(session)
         self.keys = Keys(session)
         self.identities = Identities(session)
-        self.clients = Clients(session)
+        self.clients = Clients(session, client_cache, read_only)
         self.audit = Audit(session)
         self.kv = Kv(session)
 
@@ -101,6 +108,7 @@ class SqlStore:
     def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0, cache_seconds: float = 0.0) -> None:
         self.url = url
         self.user_cache = UserCache(cache_seconds)
+        self.client_cache = ClientCache(cache_seconds)
         self.is_sqlite = url.startswith("sqlite")
         self.timeout = timeout
         if self.is_sqlite:
@@ -127,17 +135,19 @@ class SqlStore:
                 # user cache never touches the pool.
                 lazy = LazyReadSession(self._reader_sessions)
                 try:
-                    yield Tx(lazy, self.user_cache, read_only=True)  # type: ignore[arg-type]
+                    yield Tx(lazy, self.user_cache, True, self.client_cache)  # type: ignore[arg-type]
                 finally:
                     await lazy.close()
                 return
             async with self._writer_sessions() as session:
                 async with session.begin():
-                    tx = Tx(session, self.user_cache, read_only=False)
+                    tx = Tx(session, self.user_cache, False, self.client_cache)
                     yield tx
                 # committed: what this node changed is re-read from the database from now on
                 if tx.users.touched:
                     self.user_cache.forget(tx.users.touched)
+                if tx.clients.touched:
+                    self.client_cache.forget(tx.clients.touched)
         except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
         except DBAPIError as exc:

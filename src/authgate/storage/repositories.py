@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import time
@@ -70,6 +71,7 @@ class UserCache:
         self.ttl = ttl
         self._by_id: dict[int, tuple[User, float]] = {}
         self._by_name: dict[str, int] = {}
+        self.inflight: dict[int, asyncio.Future[User | None]] = {}
 
     def get(self, user_id: int) -> User | None:
         hit = self._by_id.get(user_id)
@@ -117,17 +119,33 @@ class Users:
         return _to_model(User, row) if row else None
 
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
-        if self.cache is not None and not for_update:
-            cached = self.cache.get(user_id)
-            if cached is not None:
-                return cached
-        stmt = self._live().where(UserRow.id == user_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        user = await self._one(stmt)
-        if user is not None and self.cache is not None:
-            self.cache.put(user)
-        return user
+        if self.cache is None or for_update:
+            stmt = self._live().where(UserRow.id == user_id)
+            if for_update:
+                stmt = stmt.with_for_update()
+            return await self._one(stmt)
+        cached = self.cache.get(user_id)
+        if cached is not None:
+            return cached
+        # One query per user however many requests miss at once (no herd when an entry expires).
+        pending = self.cache.inflight.get(user_id)
+        if pending is not None:
+            found = await asyncio.shield(pending)
+            return _clone(found) if found is not None else None
+        future: asyncio.Future[User | None] = asyncio.get_running_loop().create_future()
+        self.cache.inflight[user_id] = future
+        try:
+            user = await self._one(self._live().where(UserRow.id == user_id))
+            if user is not None:
+                self.cache.put(user)
+            future.set_result(user)
+            return user
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs it as unhandled
+            raise
+        finally:
+            self.cache.inflight.pop(user_id, None)
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
@@ -402,13 +420,46 @@ class Identities:
         return [_to_model(ExternalIdentity, r) for r in rows]
 
 
+class ClientCache:
+    """Client apps by client id for ``ttl`` seconds (every app-signed request needs its client);
+    same rules as UserCache: filled by reads, forgotten when this node changes the client."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._by_id: dict[str, tuple[ClientApp, float]] = {}
+
+    def get(self, client_id: str) -> ClientApp | None:
+        hit = self._by_id.get(client_id)
+        if hit is None or time.monotonic() - hit[1] > self.ttl:
+            return None
+        return dataclasses.replace(hit[0], platforms=list(hit[0].platforms), min_versions=dict(hit[0].min_versions))
+
+    def put(self, client: ClientApp) -> None:
+        if len(self._by_id) > 10_000:
+            self._by_id.clear()
+        self._by_id[client.client_id] = (client, time.monotonic())
+
+    def forget(self, client_ids: set[str]) -> None:
+        for client_id in client_ids:
+            self._by_id.pop(client_id, None)
+
+
 class Clients:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: AsyncSession, cache: ClientCache | None = None, read_only: bool = False) -> None:
         self.s = s
+        self.cache = cache if read_only else None
+        self.touched: set[str] = set()
 
     async def get(self, client_id: str) -> ClientApp | None:
+        if self.cache is not None:
+            cached = self.cache.get(client_id)
+            if cached is not None:
+                return cached
         row = (await self.s.execute(select(ClientRow).where(ClientRow.client_id == client_id))).scalars().first()
-        return _to_model(ClientApp, row) if row else None
+        client = _to_model(ClientApp, row) if row else None
+        if client is not None and self.cache is not None:
+            self.cache.put(client)
+        return client
 
     async def create(self, client: ClientApp) -> None:
         row = ClientRow()
@@ -417,6 +468,7 @@ class Clients:
         await self.s.flush()
 
     async def save(self, client: ClientApp) -> None:
+        self.touched.add(client.client_id)
         row = (await self.s.execute(select(ClientRow).where(ClientRow.id == client.id))).scalars().first()
         assert row is not None
         _copy_into(row, client)
