@@ -5,6 +5,7 @@ otherwise. Rate limits use the ``limits`` library's moving window; a Redis outag
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 import time
 
 import redis.asyncio as aioredis
@@ -74,17 +75,24 @@ class LimitsRateLimiter:
 
 
 class MemoryCache:
+    """Set-if-absent with expiry in one process (no Redis). Entries are kept in insertion order,
+    so expired ones are dropped from the front in amortised O(1) per add."""
+
     def __init__(self) -> None:
-        self._data: dict[str, float] = {}
+        self._data: OrderedDict[str, float] = OrderedDict()
 
     async def add(self, key: str, ttl_seconds: int) -> bool:
         now = time.monotonic()
-        if len(self._data) > 100_000:
-            self._data = {k: v for k, v in self._data.items() if v > now}
+        while self._data:
+            oldest_key, oldest_expiry = next(iter(self._data.items()))
+            if oldest_expiry > now:
+                break
+            self._data.popitem(last=False)
         expires = self._data.get(key)
         if expires is not None and expires > now:
             return False
         self._data[key] = now + ttl_seconds
+        self._data.move_to_end(key)
         return True
 
     async def ping(self) -> None:
