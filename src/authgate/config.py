@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
     hash_workers: int = 0  # 0: one per core
-    hash_queue_limit: int = 0  # 0: 16 per hashing thread
+    hash_queue_limit: int = 0  # 0: 64 per hashing thread
     # Firebase's "Password Hash Parameters" (base64 signer key and salt separator, rounds,
     # mem_cost): accounts imported with ``firebase_scrypt$<salt>$<hash>`` are checked with them.
     firebase_scrypt_signer_key: SecretStr | None = None

@@ -88,9 +88,9 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(
             max_workers=count, thread_name_prefix="argon2", initializer=_lower_priority
         )
-        # At most ~16 hashes queued per worker (about a second of work): beyond that a login is
+        # At most 64 hashes queued per worker (about two seconds of work): beyond that a login is
         # shed with 503 at once instead of waiting until the client gives up.
-        self._queue_limit = queue_limit or count * 16
+        self._queue_limit = queue_limit or count * 64
         self._pending = 0
         # Verified against when the account does not exist, so unknown users cost the same time.
         self._dummy = self._argon.hash(os.urandom(16).hex())

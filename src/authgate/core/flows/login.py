@@ -57,6 +57,10 @@ async def check_password(
             await audit.record(tx, Event.LOGIN_FAILED, ctx, reason="unknown_user", kind=login.kind.name)
         raise AuthError(ErrorCode.USER_NOT_FOUND)
 
+    # The common case (right password, account not locked) needs no write here: the session's
+    # transaction resets the failure count. Failures and locks are settled under a row lock.
+    if ok and not user.is_locked and user.is_active:
+        return await _maybe_rehash(core, user, password, stored, rehash)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
@@ -85,14 +89,20 @@ async def check_password(
     if not user.is_active:
         await _fail(core, ctx, user, "inactive")
         raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
-    if rehash:
-        new_hash = await core.hasher.hash(password)
-        async with core.store.transaction() as tx:
-            fresh = await tx.users.get(user.id, for_update=True)
-            if fresh and fresh.password_hash == stored:
-                fresh.password_hash = new_hash
-                await tx.users.save(fresh)
-                user = fresh
+    return await _maybe_rehash(core, user, password, stored, rehash)
+
+
+async def _maybe_rehash(core: Core, user: User, password: str, stored: str | None, rehash: bool) -> User:
+    """Imported or weaker hashes become argon2id with today's parameters at a successful login."""
+    if not rehash:
+        return user
+    new_hash = await core.hasher.hash(password)
+    async with core.store.transaction() as tx:
+        fresh = await tx.users.get(user.id, for_update=True)
+        if fresh and fresh.password_hash == stored:
+            fresh.password_hash = new_hash
+            await tx.users.save(fresh)
+            user = fresh
     return user
 
 
@@ -118,6 +128,10 @@ async def password_login(
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
             raise AuthError(ErrorCode.USER_NOT_FOUND)
+        if fresh.is_locked and lock_active(core, fresh, datetime.now(UTC)):
+            raise AuthError(ErrorCode.ACCOUNT_LOCKED)  # locked since the password was checked
+        if not fresh.is_active:
+            raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
         if fresh.failed_logins:
             fresh.failed_logins = 0
             await tx.users.save(fresh)
