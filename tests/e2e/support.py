@@ -207,6 +207,8 @@ class ServerProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def __enter__(self) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            return self  # already started (``with server.start(migrate=False):``)
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
