@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from authgate.config import Settings
+
+if TYPE_CHECKING:
+    from authgate.core.service import Core
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="authgate authentication service")
 keys_cli = typer.Typer(no_args_is_help=True, help="Signing keys")
@@ -57,16 +61,7 @@ def migrate() -> None:
 def keys_rotate() -> None:
     """Add a new signing key; tokens signed by older keys stay valid until they expire."""
 
-    async def go() -> str:
-        from authgate.container import build
-
-        container = await build(_settings())
-        try:
-            return await container.core.keys.rotate()
-        finally:
-            await container.close()
-
-    typer.echo(json.dumps({"kid": asyncio.run(go())}))
+    typer.echo(json.dumps({"kid": _with_core(lambda core: core.keys.rotate())}))
 
 
 @users_cli.command("create")
@@ -78,23 +73,10 @@ def users_create(
     role: Annotated[list[str] | None, typer.Option(help="ROLE_USER, ROLE_MODERATOR, ROLE_ADMIN, ROLE_SUPER_ADMIN")] = None,
 ) -> None:
     """Create a user and print it as JSON."""
-    from authgate.core.errors import AuthError
     from authgate.core.flows.admin import create_user_cli
 
-    async def go() -> dict[str, object]:
-        from authgate.container import build
-
-        container = await build(_settings())
-        try:
-            return await create_user_cli(container.core, username, email, password, phone, role or [])
-        finally:
-            await container.close()
-
-    try:
-        typer.echo(json.dumps(asyncio.run(go())))
-    except AuthError as exc:
-        typer.echo(f"authgate: {exc.code.value}: {exc.field or ''} {exc.detail or ''}".strip(), err=True)
-        raise typer.Exit(1) from None
+    made = _with_core(lambda core: create_user_cli(core, username, email, password, phone, role or []))
+    typer.echo(json.dumps(made))
 
 
 @clients_cli.command("create")
@@ -104,45 +86,16 @@ def clients_create(
     min_version: Annotated[list[str] | None, typer.Option(help="PLATFORM=X.Y.Z (repeatable)")] = None,
 ) -> None:
     """Register a client app; prints clientId and clientSecret (shown only once)."""
-    from authgate.core.errors import AuthError
     from authgate.core.flows.clients import register_client
 
-    async def go() -> dict[str, object]:
-        from authgate.container import build
-
-        container = await build(_settings())
-        try:
-            return await register_client(container.core, name, platform or [], min_version or [])
-        finally:
-            await container.close()
-
-    try:
-        typer.echo(json.dumps(asyncio.run(go())))
-    except AuthError as exc:
-        typer.echo(f"authgate: {exc.code.value}: {exc.field or ''} {exc.detail or ''}".strip(), err=True)
-        raise typer.Exit(1) from None
+    typer.echo(json.dumps(_with_core(lambda core: register_client(core, name, platform or [], min_version or []))))
 
 
 def _client_change(action: str, client_id: str) -> None:
-    from authgate.core.errors import AuthError
     from authgate.core.flows import clients
 
-    async def go() -> dict[str, object]:
-        from authgate.container import build
-
-        container = await build(_settings())
-        try:
-            if action == "disable":
-                return await clients.disable_client(container.core, client_id)
-            return await clients.rotate_client_secret(container.core, client_id)
-        finally:
-            await container.close()
-
-    try:
-        typer.echo(json.dumps(asyncio.run(go())))
-    except AuthError as exc:
-        typer.echo(f"authgate: {exc.code.value}: {exc.field or ''} {exc.detail or ''}".strip(), err=True)
-        raise typer.Exit(1) from None
+    change = clients.disable_client if action == "disable" else clients.rotate_client_secret
+    typer.echo(json.dumps(_with_core(lambda core: change(core, client_id))))
 
 
 @clients_cli.command("disable")
@@ -185,8 +138,6 @@ def users_import(
         from authgate.container import build
 
         container = await build(settings)
-        if container.core.hasher.firebase is None:
-            container.core.hasher.firebase = settings.firebase_scrypt
         try:
             with typer.progressbar(length=total or 0, label="importing", file=sys.stderr) as bar:
                 summary = await import_lines(container.core, stream, batch_size=batch_size, progress=bar.update)
@@ -209,6 +160,25 @@ def openapi() -> None:
 
     app = create_app(_settings())
     sys.stdout.write(json.dumps(app.openapi(), indent=2) + "\n")
+
+
+def _with_core(action: Callable[[Core], Awaitable[Any]], settings: Settings | None = None) -> Any:
+    """Build the core, run ``action`` on it, close it; an AuthError becomes a one-line message."""
+    from authgate.container import build
+    from authgate.core.errors import AuthError
+
+    async def go() -> Any:
+        container = await build(settings or _settings())
+        try:
+            return await action(container.core)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(go())
+    except AuthError as exc:
+        typer.echo(f"authgate: {exc.code.value}: {exc.field or ''} {exc.detail or ''}".strip(), err=True)
+        raise typer.Exit(1) from None
 
 
 def _redact(url: str) -> str:
