@@ -30,3 +30,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache
+
+# Static checks (pyflakes-level and a few bugbear rules); not yet part of `make test`.
+lint: install
+	$(BIN)/python -m pip install -q ruff==0.17.5
+	$(BIN)/ruff check --select F,E9,B006,B008,B017,B023 --ignore B008 src tests bench

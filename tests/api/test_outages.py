@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.conftest import PG_URL, REDIS_URL, need, postgres_url
+from tests.conftest import REDIS_URL, need, postgres_url
 from tests.faults import CuttableProxy
 
 SIGNUP = {"email": "out@example.com", "name": "O", "username": "outage.user",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from authgate.core.crypto import sha256_hex
+from authgate.core.errors import AuthError
 from authgate.core.flows.admin import create_user_cli
 from authgate.core.flows.clients import disable_client, register_client, rotate_client_secret
 from authgate.core.model import ClientApp, TokenType
@@ -514,7 +515,7 @@ async def test_delete_is_soft_revokes_sessions_and_blocks_login(hdb: Harness) ->
     envelope(await h.client.delete(f"/api/users/{user['id']}", headers=auth), 404)
     envelope(await h.client.post("/api/auth/login", json=password_login(c, "ygritte", "Kn0w-Nothing")), 401, "User not found")
     envelope(await h.client.post("/api/auth/login", json={"type": "refreshToken", **c, "refreshToken": session["refreshToken"]}), 401)
-    with pytest.raises(Exception):
+    with pytest.raises(AuthError):
         await h.core.sessions.authenticate(session["accessToken"])
     assert "ygritte" not in str((await h.client.get("/api/users", headers=auth)).json())
     events = (await h.client.get("/api/admin/audit", params={"userId": user["id"], "type": "user.deleted"}, headers=auth)).json()
