@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from authgate.client.signing import app_signature_headers
 from tests.conftest import PG_URL, REDIS_URL, need
 from tests.e2e.support import ServerProcess, SmtpSink
 from tests.faults import CuttableProxy
@@ -54,6 +55,25 @@ def test_two_nodes_share_state(tmp_path: Path, cluster_env: dict[str, str]) -> N
         a = ServerProcess(tmp_path / "a", env).start()
         b = ServerProcess(tmp_path / "b", {**env, "AUTHGATE_ISSUER": a.env["AUTHGATE_ISSUER"]}).start(migrate=False)
         try:
+            # an app-signature nonce used on A is refused on B (the nonce store is Redis)
+            client = a.cli("clients", "create", "--name", "cluster", "--platform", "web")
+            a.cli("users", "create", "--username", "nonce.user", "--password", "S3cure-pass")
+            with httpx.Client(timeout=10) as c:
+                r = c.post(f"{a.url}/app/auth/login",
+                           json={"loginID": "nonce.user", "password": "S3cure-pass", "deviceToken": "d"})
+                token = r.json()["data"]["accessToken"]
+                auth = {"authorization": f"Bearer {token}"}
+                csrf = c.get(f"{b.url}/api/auth/csrf-token", headers=auth).json()["csrfToken"]
+                path = "/api/customers/check-username/nonce.user"
+                signed = app_signature_headers(client["clientId"], client["clientSecret"], "GET", path,
+                                               platform="web", app_version="1.0.0")
+                headers = {**auth, **signed, "x-csrf-token": csrf, "x-username": "nonce.user", "locale": "en"}
+                assert c.get(f"{a.url}{path}", headers=headers).status_code == 200
+                assert c.get(f"{b.url}{path}", headers=headers).status_code == 403  # replayed
+                fresh = app_signature_headers(client["clientId"], client["clientSecret"], "GET", path,
+                                              platform="web", app_version="1.0.0")
+                assert c.get(f"{b.url}{path}", headers={**headers, **fresh}).status_code == 200
+
             with httpx.Client(timeout=10) as c:
                 fa, fb = f"{a.url}/api/auth/v1", f"{b.url}/api/auth/v1"
                 r = c.post(f"{fa}/signup", json=SIGNUP)
