@@ -314,3 +314,15 @@ async def test_verification_links_are_rate_limited_per_address(h: Harness) -> No
     assert (await h.client.post("/api/auth/v1/users/send-verification-link", json=body)).status_code == 200
     r = await h.client.post("/api/auth/v1/users/send-verification-link", json=body)
     assert r.status_code == 429 and "retry-after" in r.headers
+
+
+async def test_unknown_email_gets_the_same_answer_and_nothing_is_sent(h: Harness) -> None:
+    for path, message in (
+        ("/api/auth/v1/users/send-otp", "OTP was sent successfully"),
+        ("/api/auth/v1/users/send-verification-link", "verification link was sent successfully, via email"),
+    ):
+        r = await h.client.post(path, json={"email": "nobody@example.com"})
+        assert (r.status_code, r.json()) == (200, {"message": message})
+        again = await h.client.post(path, json={"email": "nobody@example.com"})
+        assert again.status_code == 429  # the same send limit as a real account
+    assert h.outbox == []

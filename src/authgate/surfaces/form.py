@@ -193,17 +193,8 @@ async def me(request: Request) -> dict[str, Any]:
 @router.post("/users/send-otp")
 async def send_otp(body: EmailBody, request: Request) -> dict[str, str]:
     core = core_of(request)
-    ctx = context(request, "form")
     email = normalise_email(body.email)
-    if not codes.channel_configured(core, core.settings.form_otp_channels):
-        raise AuthError(ErrorCode.NO_CHANNEL)
-    async with core.store.transaction(write=False) as tx:
-        user = await tx.users.get_by_email(email)
-    if user is not None:
-        await codes.send_channel_code(core, ctx, user, core.settings.form_otp_channels)
-    else:
-        # Unknown email: same answer, nothing sent, same rate limits (no account enumeration).
-        await core.guard.hit("otp_send", f"verify_channel:{email}", core.settings.limit_otp_send_purpose)
+    await codes.send_channel_code_to(core, context(request, "form"), email, core.settings.form_otp_channels)
     return {"message": "OTP was sent successfully"}
 
 
@@ -220,17 +211,10 @@ async def update_with_otp(body: OtpUpdateBody, request: Request) -> dict[str, An
 
 @router.post("/users/send-verification-link")
 async def send_verification_link(body: LinkBody, request: Request) -> dict[str, str]:
-    core = core_of(request)
     email = normalise_email(body.email)
-    verification.check_redirect(core, body.redirect_url)
-    if not core.messenger.has_email:
-        raise AuthError(ErrorCode.NO_CHANNEL)
-    async with core.store.transaction(write=False) as tx:
-        user = await tx.users.get_by_email(email)
-    if user is not None:
-        await verification.send_link(core, context(request, "form"), user, f"{PREFIX}/users/verify", body.redirect_url)
-    else:
-        await core.guard.hit("otp_send", f"{verification.PURPOSE}:{email}", core.settings.limit_otp_send_purpose)
+    await verification.send_link_to(
+        core_of(request), context(request, "form"), email, f"{PREFIX}/users/verify", body.redirect_url
+    )
     return {"message": "verification link was sent successfully, via email"}
 
 

@@ -109,6 +109,19 @@ async def send_channel_code(core: Core, ctx: RequestContext, user: User, channel
     )
 
 
+async def send_channel_code_to(core: Core, ctx: RequestContext, email: str, channels: str) -> None:
+    """Send a channel code to the account of ``email``. An unknown email gets the same answer and
+    the same rate limit, and nothing is sent, so the endpoint does not reveal who has an account."""
+    if not channel_configured(core, channels):
+        raise AuthError(ErrorCode.NO_CHANNEL)
+    async with core.store.transaction(write=False) as tx:
+        user = await tx.users.get_by_email(email)
+    if user is None:
+        await core.guard.hit("otp_send", f"{CHANNEL_PURPOSE}:{email}", core.settings.limit_otp_send_purpose)
+        return
+    await send_channel_code(core, ctx, user, channels)
+
+
 async def confirm_channel(core: Core, ctx: RequestContext, user_id: int, code: str, channel: str) -> User:
     """Check the latest channel code and mark ``channel`` ("email" or "phone") verified."""
     identifier = f"user:{user_id}"

@@ -73,6 +73,22 @@ async def send_link(
         raise
 
 
+async def send_link_to(
+    core: Core, ctx: RequestContext, email: str, verify_path: str, redirect_url: str | None
+) -> None:
+    """Send a verification link to the account of ``email``; an unknown email is answered the same
+    (same rate limit, nothing sent), so the endpoint does not reveal who has an account."""
+    check_redirect(core, redirect_url)
+    if not core.messenger.has_email:
+        raise AuthError(ErrorCode.NO_CHANNEL)
+    async with core.store.transaction(write=False) as tx:
+        user = await tx.users.get_by_email(email)
+    if user is None:
+        await core.guard.hit("otp_send", f"{PURPOSE}:{email}", core.settings.limit_otp_send_purpose)
+        return
+    await send_link(core, ctx, user, verify_path, redirect_url)
+
+
 async def open_link(core: Core, ctx: RequestContext, token: str, redirect_url: str | None) -> str | None:
     """Use a verification token: mark the email verified; return where to redirect, if anywhere."""
     redirect = check_redirect(core, redirect_url)
