@@ -84,20 +84,9 @@ def classify(login_id: str, region: str, field: str = "loginID") -> LoginId:
     return LoginId(AccountType.USERNAME, normalise_username(raw))
 
 
-def national_number(e164: str) -> str:
-    """The national significant number of an E.164 phone (seed 001 shows ``68098227``)."""
-    try:
-        number = phonenumbers.parse(e164, None)
-        return str(phonenumbers.national_significant_number(number))
-    except phonenumbers.NumberParseException:
-        return e164.lstrip("+")
-
 
 _ALPHABET = string.ascii_letters + string.digits
 
-
-def random_username(prefix: str = "user") -> str:
-    return f"{prefix}_{''.join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))}"
 
 
 def username_base(seed: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import string
 import threading
@@ -49,7 +48,3 @@ def token(nbytes: int = 32) -> str:
 
 def short_id() -> str:
     return secrets.token_urlsafe(16)
-
-
-def pid_seed() -> int:
-    return os.getpid() & 0x3FF

@@ -8,7 +8,6 @@ envelope by one handler. No route has a try/except of its own.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authgate.core.errors import AuthError, ErrorCode
@@ -233,13 +232,3 @@ class BodyLimit:
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
-
-def plain_json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def loads_or_400(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise AuthError(ErrorCode.MALFORMED_JSON) from None

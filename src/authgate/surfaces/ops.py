@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.errors import AuthError
 from authgate.surfaces.common import SurfaceSpec, core_of, text_for, with_retry_after
 
 router = APIRouter(tags=["ops"])
@@ -75,7 +75,3 @@ async def openid_configuration(request: Request) -> dict[str, object]:
 async def metrics(request: Request) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def not_found() -> AuthError:
-    return AuthError(ErrorCode.ROUTE_NOT_FOUND)
