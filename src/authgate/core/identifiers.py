@@ -85,7 +85,6 @@ def classify(login_id: str, region: str, field: str = "loginID") -> LoginId:
 
 
 
-_ALPHABET = string.ascii_letters + string.digits
 
 
 
