@@ -68,7 +68,25 @@ class HttpProvider:
         return f"<{type(self).__name__} {self.base_url}>"
 
 
-class SendGridMailer(HttpProvider):
+class ApiKeyMailer(HttpProvider):
+    """An HTTP mail API authenticated by one API key, sending as AUTHGATE_MAIL_FROM."""
+
+    default_base_url = ""
+
+    def __init__(
+        self,
+        api_key: str,
+        mail_from: str,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(base_url or self.default_base_url, timeout, client)
+        self._api_key = api_key
+        self.from_name, self.from_email = sender(mail_from)
+
+
+class SendGridMailer(ApiKeyMailer):
     """SendGrid v3 Mail Send.
 
     Request format checked against https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send
@@ -81,17 +99,7 @@ class SendGridMailer(HttpProvider):
     name = "sendgrid"
     _ACCEPTED = (200, 202)
 
-    def __init__(
-        self,
-        api_key: str,
-        mail_from: str,
-        base_url: str = "https://api.sendgrid.com",
-        timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout, client)
-        self._api_key = api_key
-        self.from_name, self.from_email = sender(mail_from)
+    default_base_url = "https://api.sendgrid.com"
 
     async def send(self, to: str, subject: str, text: str) -> None:
         sender_obj = {"email": self.from_email}
@@ -110,7 +118,7 @@ class SendGridMailer(HttpProvider):
             raise self._refused(response)
 
 
-class MandrillMailer(HttpProvider):
+class MandrillMailer(ApiKeyMailer):
     """Mandrill (Mailchimp Transactional) messages/send.
 
     Request format checked against the Mandrill API docs
@@ -128,17 +136,7 @@ class MandrillMailer(HttpProvider):
     name = "mandrill"
     _DELIVERING = ("sent", "queued", "scheduled")
 
-    def __init__(
-        self,
-        api_key: str,
-        mail_from: str,
-        base_url: str = "https://mandrillapp.com/api/1.0",
-        timeout: float = 10.0,
-        client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout, client)
-        self._api_key = api_key
-        self.from_name, self.from_email = sender(mail_from)
+    default_base_url = "https://mandrillapp.com/api/1.0"
 
     async def send(self, to: str, subject: str, text: str) -> None:
         message: dict[str, Any] = {

@@ -9,6 +9,7 @@ surface) counts as COMPLETED.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -75,6 +76,28 @@ def _advance(user: User, done: Onboarding) -> None:
     following = ORDER[ORDER.index(done) + 1]
     if user.onboarding is not None and ORDER.index(step_of(user)) < ORDER.index(following):
         user.onboarding = following.value
+
+
+async def _apply_step(
+    core: Core,
+    ctx: RequestContext,
+    user_id: int,
+    step: Onboarding,
+    change: Callable[[User], None],
+    audit_step: str,
+) -> User:
+    """Apply one onboarding step under the user's row lock: check it is due, change, advance, audit."""
+    async with core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        if user is None:
+            raise AuthError(ErrorCode.TOKEN_INVALID)
+        _require(user, step)
+        change(user)
+        _advance(user, step)
+        user.updated_at = datetime.now(UTC)
+        await tx.users.save(user)
+        await audit.record(tx, Event.USER_UPDATED, ctx, user.id, step=audit_step)
+    return user
 
 
 async def _load(core: Core, user_id: int) -> User:
@@ -171,19 +194,12 @@ async def set_preferences(
         raise invalid("preferredLanguage", "Preferred language is required")
     language = check_language(preferred_language)
     chosen = _interests(interests)
-    async with core.store.transaction() as tx:
-        user = await tx.users.get(user_id, for_update=True)
-        if user is None:
-            raise AuthError(ErrorCode.TOKEN_INVALID)
-        _require(user, Onboarding.PENDING_PREFERENCES)
+    def change(user: User) -> None:
         user.locale = language
         if chosen is not None:
             user.interests = chosen
-        _advance(user, Onboarding.PENDING_PREFERENCES)
-        user.updated_at = datetime.now(UTC)
-        await tx.users.save(user)
-        await audit.record(tx, Event.USER_UPDATED, ctx, user.id, step="preferences")
-    return user
+
+    return await _apply_step(core, ctx, user_id, Onboarding.PENDING_PREFERENCES, change, "preferences")
 
 
 # --- step 3: profile -----------------------------------------------------------------------------
@@ -236,11 +252,7 @@ async def complete_profile(
     if len(name) > 200:
         raise invalid("fullName", "Full name must be at most 200 characters")
     photo, born, sex = _photo(profile_photo_url), _birthday(birthday), _gender(gender)
-    async with core.store.transaction() as tx:
-        user = await tx.users.get(user_id, for_update=True)
-        if user is None:
-            raise AuthError(ErrorCode.TOKEN_INVALID)
-        _require(user, Onboarding.PENDING_PROFILE_COMPLETION)
+    def change(user: User) -> None:
         user.full_name = name
         if photo is not None:
             user.avatar_url = photo
@@ -248,8 +260,5 @@ async def complete_profile(
             user.birthday = born
         if sex is not None:
             user.gender = sex
-        _advance(user, Onboarding.PENDING_PROFILE_COMPLETION)
-        user.updated_at = datetime.now(UTC)
-        await tx.users.save(user)
-        await audit.record(tx, Event.USER_UPDATED, ctx, user.id, step="profile")
-    return user
+
+    return await _apply_step(core, ctx, user_id, Onboarding.PENDING_PROFILE_COMPLETION, change, "profile")
