@@ -102,8 +102,9 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
             app.state.core = container.core
             # Everything built so far lives as long as the process: keep it out of the cyclic GC's
             # full collections, which otherwise stall every request for tens of milliseconds.
-            gc.collect()
+            # `authgate serve` runs start-up with the collector off (cli.serve); it starts here.
             gc.freeze()
+            gc.enable()
         try:
             yield
         finally:

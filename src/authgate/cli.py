@@ -4,6 +4,7 @@ openapi."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,9 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes")] = None,
 ) -> None:
     """Run the server (public listener, and the internal one with --internal-port)."""
+    # Imports allocate millions of long-lived objects: collecting them while they load is wasted
+    # work (~10% of start-up). The app's lifespan freezes what start-up built and re-enables it.
+    gc.disable()
     from authgate.server import run
 
     settings = _settings(host=host, port=port, internal_port=internal_port, workers=workers)

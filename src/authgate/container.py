@@ -9,7 +9,7 @@ from typing import Any
 
 from authgate.adapters.email.console import ConsoleMailer, ConsoleSms
 from authgate.adapters.idp import build_idp
-from authgate.adapters.ratelimit import LimitsRateLimiter, MemoryCache, RedisCache
+from authgate.adapters.ratelimit import LimitsRateLimiter, MemoryCache
 from authgate.config import Settings
 from authgate.core.crypto import Keyed
 from authgate.core.guard import Guard
@@ -100,7 +100,9 @@ async def build(settings: Settings) -> Container:
     key = await secret_key(settings, store)
     keyed = Keyed(key)
     if settings.redis_url:
-        limiter = LimitsRateLimiter.redis(settings.redis_url, settings.redis_timeout)
+        from authgate.adapters.redis import RedisCache, redis_limiter
+
+        limiter = redis_limiter(settings.redis_url, settings.redis_timeout)
         cache: Any = RedisCache(settings.redis_url, settings.redis_timeout)
     else:
         limiter = LimitsRateLimiter.memory()

@@ -8,6 +8,7 @@ requests before exit (uvicorn's graceful shutdown).
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 
@@ -54,6 +55,7 @@ def run(settings: Settings) -> None:
     )
     server = uvicorn.Server(config)
     if settings.workers > 1:
+        gc.enable()  # the supervisor has no lifespan to turn it back on (cli.serve turned it off)
         Multiprocess(config, sockets=sockets).run()
     else:
         server.run(sockets=sockets)

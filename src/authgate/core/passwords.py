@@ -93,7 +93,8 @@ class PasswordHasher:
         self._queue_limit = queue_limit or count * 64
         self._pending = 0
         # Verified against when the account does not exist, so unknown users cost the same time.
-        self._dummy = self._argon.hash(os.urandom(16).hex())
+        # Computed on a hashing thread, so start-up does not wait for it.
+        self._dummy = self._pool.submit(self._argon.hash, os.urandom(16).hex())
 
     async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         if self._pending >= self._queue_limit:
@@ -114,7 +115,7 @@ class PasswordHasher:
     def _verify_sync(self, stored: str | None, secret: str) -> tuple[bool, bool]:
         if stored is None:
             try:
-                self._argon.verify(self._dummy, secret)
+                self._argon.verify(self._dummy.result(), secret)
             except VerificationError:
                 pass
             return False, False
