@@ -62,7 +62,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
     server = Server(workdir, stack=o.stack, workers=o.workers, cpus=o.server_cpus,
-                    database_url=o.postgres, redis_url=o.redis)
+                    database_url=o.postgres, redis_url=o.redis, settings=o.settings)
     doc: dict[str, Any] = {
         "timestamp": report.timestamp(),
         "command": "python -m bench " + shlex.join(argv),

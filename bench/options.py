@@ -37,6 +37,7 @@ class Options:
     flood_connections: int = 64
     timeout: float = 5.0
     keep: bool = False
+    settings: dict[str, str] = field(default_factory=dict)  # --set: extra AUTHGATE_* for the server
 
     def wants(self, name: str) -> bool:
         return name in self.only
@@ -81,6 +82,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hash-samples", type=_positive(int), help="argon2id hashes timed (default 10)")
     p.add_argument("--flood-connections", type=_positive(int), help="W7's login flood connections (64)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, db)")
+    p.add_argument(
+        "--set", dest="settings", action="append", metavar="NAME=VALUE", default=[],
+        help="a server setting for an experiment, e.g. --set ARGON2_MEMORY_KIB=1024 (AUTHGATE_ is added)",
+    )
     return p
 
 
@@ -123,6 +128,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         if o.scale <= o.scale_base:
             p.error(f"--scale N must be above the base of {o.scale_base} users")
     o.only = select(a.only)
+    for item in a.settings:
+        name, sep, value = item.partition("=")
+        name = name.strip().upper().removeprefix("AUTHGATE_")
+        if not sep or not name:
+            p.error(f"--set wants NAME=VALUE, got {item!r}")
+        o.settings["AUTHGATE_" + name] = value
     if a.no_pin:
         o.server_cpus = o.wrk_cpus = None
     else:

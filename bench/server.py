@@ -34,7 +34,8 @@ def free_port() -> int:
 
 
 def server_env(
-    workdir: Path, port: int, database_url: str | None, redis_url: str | None, workers: int
+    workdir: Path, port: int, database_url: str | None, redis_url: str | None, workers: int,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
     env.update(
@@ -53,6 +54,7 @@ def server_env(
     )
     if redis_url:
         env["AUTHGATE_REDIS_URL"] = redis_url
+    env.update(settings or {})
     return env
 
 
@@ -175,13 +177,14 @@ class Server:
         database_url: str | None = None,
         redis_url: str | None = None,
         port: int | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.stack = stack
         self.workers = workers
         self.cpus = cpus
         self.port = port or free_port()
-        self.env = server_env(workdir, self.port, database_url, redis_url, workers)
+        self.env = server_env(workdir, self.port, database_url, redis_url, workers, settings)
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_s: float | None = None

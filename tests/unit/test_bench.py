@@ -46,8 +46,19 @@ def test_scale_defaults_to_a_million_and_needs_postgres() -> None:
         options.parse(["--postgres", pg, "--scale", "1000"])
 
 
+def test_set_passes_server_settings_with_the_prefix(tmp_path: Path) -> None:
+    from bench.server import server_env
+
+    o = options.parse(["--set", "argon2_memory_kib=1024", "--set", "AUTHGATE_HASH_WORKERS=2"])
+    assert o.settings == {"AUTHGATE_ARGON2_MEMORY_KIB": "1024", "AUTHGATE_HASH_WORKERS": "2"}
+    env = server_env(tmp_path, 8000, None, None, 1, o.settings)
+    assert env["AUTHGATE_ARGON2_MEMORY_KIB"] == "1024" and env["AUTHGATE_RATE_LIMITS"] == "off"
+    # an explicit --set wins over the benchmark's own defaults
+    assert server_env(tmp_path, 8000, None, None, 1, {"AUTHGATE_LOG_LEVEL": "info"})["AUTHGATE_LOG_LEVEL"] == "info"
+
+
 @pytest.mark.parametrize("argv", [["--duration", "0"], ["-c", "-1"], ["-t", "4", "-c", "2"], ["--warmup", "-1"],
-                                  ["--server", "gunicorn"]])
+                                  ["--server", "gunicorn"], ["--set", "NOVALUE"], ["--set", "=1"]])
 def test_bad_values_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         options.parse(argv)

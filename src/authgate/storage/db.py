@@ -1,7 +1,8 @@
 """The Store: engines, transactions and repositories for SQLite (default) and PostgreSQL.
 
 SQLite runs in WAL mode with a busy timeout; write transactions start with BEGIN IMMEDIATE so two
-writers queue on the lock instead of failing half-way. Any driver error that means "the database
+writers queue on the lock instead of failing half-way, and this process's writers share one
+connection (they queue in the pool, not on the file lock). Any driver error that means "the database
 is not answering" becomes ``service_unavailable`` (503), never a stack trace.
 """
 
@@ -85,7 +86,13 @@ class LazyReadSession:
 
 
 def _sqlite_engine(url: str, immediate: bool, timeout: float) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": timeout}, pool_pre_ping=False)
+    # SQLite has one writer at a time. Writers of this process queue for one connection in the
+    # pool (an asyncio wait, woken the moment it is free) rather than each taking a connection and
+    # colliding on the file lock, where SQLite's busy handler sleeps for 1-100 ms between retries:
+    # that capped logins at ~115/s with 32 clients whatever the hashing cost. Other processes
+    # (--workers, CLI commands) still queue on the lock through busy_timeout.
+    pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": timeout} if immediate else {}
+    engine = create_async_engine(url, connect_args={"timeout": timeout}, pool_pre_ping=False, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _: Any) -> None:

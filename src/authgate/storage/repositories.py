@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -38,11 +39,27 @@ from authgate.storage.tables import (
 
 T = TypeVar("T")
 
+# Hot paths read and write through the tables (Core), not ORM entities: an ORM load or flush costs
+# several times more per row (identity map, unit of work), and a login does four of them.
+USERS = UserRow.__table__
+SESSIONS = SessionRow.__table__
+AUDIT = AuditRow.__table__
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
 
 def _to_model(cls: type[T], row: Any) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    """A model from an ORM entity or a Core row (attributes named like the model's fields)."""
     # Lists and dicts are copied so that changing the model marks the JSON column dirty on save.
-    return cls(**{n: copy.copy(getattr(row, n)) for n in names if hasattr(row, n)})
+    return cls(**{n: copy.copy(getattr(row, n)) for n in _field_names(cls) if hasattr(row, n)})
+
+
+def _column_values(table: Any, obj: Any) -> dict[str, Any]:
+    """The model's values for the table's columns (for a Core INSERT)."""
+    return {c.key: getattr(obj, c.key) for c in table.columns if hasattr(obj, c.key)}
 
 
 def _copy_into(row: Any, obj: Any) -> None:
@@ -112,10 +129,10 @@ class Users:
         self.touched: set[int] = set()
 
     def _live(self) -> Any:
-        return select(UserRow).where(UserRow.deleted_at.is_(None))
+        return select(USERS).where(UserRow.deleted_at.is_(None))
 
     async def _one(self, stmt: Any) -> User | None:
-        row = (await self.s.execute(stmt)).scalars().first()
+        row = (await self.s.execute(stmt)).first()
         return _to_model(User, row) if row else None
 
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
@@ -166,7 +183,7 @@ class Users:
 
     async def get_any(self, user_id: int) -> User | None:
         """Including soft-deleted users (admin views)."""
-        return await self._one(select(UserRow).where(UserRow.id == user_id))
+        return await self._one(select(USERS).where(UserRow.id == user_id))
 
     async def username_taken(self, username: str) -> bool:
         stmt = select(func.count()).select_from(UserRow).where(
@@ -221,7 +238,7 @@ class Users:
             stmt = stmt.where(
                 or_(UserRow.username_norm.like(like), UserRow.email_norm.like(like), UserRow.phone.like(like))
             )
-        rows = (await self.s.execute(stmt)).scalars().all()
+        rows = (await self.s.execute(stmt)).all()
         return [_to_model(User, r) for r in rows]
 
     async def find_by_customer(self, stripe_customer_id: str) -> User | None:
@@ -243,7 +260,7 @@ class Users:
         stmt = self._live().where(or_(*conds))
         if for_update:
             stmt = stmt.with_for_update()
-        return [_to_model(User, r) for r in (await self.s.execute(stmt)).scalars().all()]
+        return [_to_model(User, r) for r in (await self.s.execute(stmt)).all()]
 
     async def create_many(self, users: Sequence[User]) -> None:
         """Insert new users in one executemany; a clash on any unique index fails them all."""
@@ -267,10 +284,7 @@ class Sessions:
         self.s = s
 
     async def create(self, session: Session) -> None:
-        row = SessionRow()
-        _copy_into(row, session)
-        self.s.add(row)
-        await self.s.flush()
+        await self.s.execute(insert(SESSIONS).values(_column_values(SESSIONS, session)))
 
     async def get(self, session_id: str) -> Session | None:
         row = await self.s.get(SessionRow, session_id)
@@ -480,16 +494,12 @@ class Audit:
         self.s = s
 
     async def add(self, event: AuditEvent) -> None:
-        row = AuditRow(
-            type=event.type,
-            at=event.at,
-            user_id=event.user_id,
-            actor=event.actor,
-            ip=event.ip,
-            user_agent=event.user_agent,
-            detail=event.detail,
+        await self.s.execute(
+            insert(AUDIT).values(
+                type=event.type, at=event.at, user_id=event.user_id, actor=event.actor, ip=event.ip,
+                user_agent=event.user_agent, detail=event.detail,
+            )
         )
-        self.s.add(row)
 
     async def add_many(self, events: Sequence[AuditEvent]) -> None:
         """Many events in one executemany (bulk import)."""
