@@ -132,3 +132,45 @@ def test_migrations_downgrade_and_upgrade(tmp_path) -> None:  # type: ignore[no-
     upgrade(url)
     downgrade(url, "base")
     upgrade(url)
+
+
+async def test_concurrent_cache_misses_send_one_query_per_key(hdb: Harness) -> None:
+    """When a cached user or client app expires, the requests that miss at once share one query."""
+    from sqlalchemy import event
+
+    from authgate.core.flows.clients import register_client
+
+    core = hdb.core
+    user = new_user(core, "flight.user")
+    async with core.store.transaction() as tx:
+        await tx.users.create(user)
+    made = await register_client(core, "flight app", ["ios"], [])
+    core.store.user_cache.forget({user.id})
+    core.store.client_cache.forget({made["clientId"]})
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(core.store.reader.sync_engine, "before_cursor_execute", count)
+    try:
+        async def by_name() -> object:
+            async with core.store.transaction(write=False) as tx:
+                return await tx.users.get_by_username("FLIGHT.user")
+
+        async def client() -> object:
+            async with core.store.transaction(write=False) as tx:
+                return await tx.clients.get(made["clientId"])
+
+        users = await asyncio.gather(*(by_name() for _ in range(12)))
+        clients = await asyncio.gather(*(client() for _ in range(12)))
+    finally:
+        event.remove(core.store.reader.sync_engine, "before_cursor_execute", count)
+    assert {u.id for u in users} == {user.id} and {c.client_id for c in clients} == {made["clientId"]}
+    # each caller has its own copy: changing one does not change the others or the cache
+    users[0].roles.append("ROLE_ADMIN")
+    assert all("ROLE_ADMIN" not in u.roles for u in users[1:])
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in selects if "users" in s]) == 1
+    assert len([s for s in selects if "client" in s]) == 1

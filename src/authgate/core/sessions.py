@@ -8,7 +8,6 @@ per session per interval; a revocation made on this node holds at once (docs/arc
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from authgate.core import audit, ids
 from authgate.core.audit import Event
 from authgate.core.crypto import Keyed, sha256_hex
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.flight import SingleFlight
 from authgate.core.model import Role, Session, SessionScope, TokenType, User
 from authgate.core.model import RequestContext as Ctx
 from authgate.core.ports import Store, Tx
@@ -76,7 +76,7 @@ class SessionService:
         self.grace = timedelta(seconds=grace_seconds)
         self.cache_seconds = cache_seconds
         self._status: dict[str, tuple[bool, float]] = {}
-        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self._flights = SingleFlight()
 
     # --- issuing ---------------------------------------------------------------------------------
     async def start(
@@ -226,31 +226,18 @@ class SessionService:
         cached = self._status.get(session_id)
         if cached is not None and now - cached[1] < self.cache_seconds:
             return cached[0]
-        pending = self._inflight.get(session_id)
-        if pending is not None:  # one lookup per session however many requests ask at once
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._inflight[session_id] = future
-        try:
-            async with self.store.transaction(write=False) as tx:
-                session = await tx.sessions.get(session_id)
-            live = (
-                session is not None
-                and session.revoked_at is None
-                and session.expires_at > datetime.now(UTC)
-            )
-            if len(self._status) > 200_000:
-                self._status.clear()
-            if self._status.get(session_id, (True, 0.0))[1] <= now:  # a revocation meanwhile wins
-                self._status[session_id] = (live, now)
-            future.set_result(live)
-            return live
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            self._inflight.pop(session_id, None)
+        live, _ = await self._flights.load(session_id, lambda: self._look_up(session_id, now))
+        return live
+
+    async def _look_up(self, session_id: str, now: float) -> bool:
+        async with self.store.transaction(write=False) as tx:
+            session = await tx.sessions.get(session_id)
+        live = session is not None and session.revoked_at is None and session.expires_at > datetime.now(UTC)
+        if len(self._status) > 200_000:
+            self._status.clear()
+        if self._status.get(session_id, (True, 0.0))[1] <= now:  # a revocation meanwhile wins
+            self._status[session_id] = (live, now)
+        return live
 
     def forget(self, session_id: str) -> None:
         self._status[session_id] = (False, time.monotonic())

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.flight import SingleFlight
 from authgate.core.identifiers import normalise_username
 from authgate.core.model import (
     AuditEvent,
@@ -44,6 +45,7 @@ T = TypeVar("T")
 USERS = UserRow.__table__
 SESSIONS = SessionRow.__table__
 AUDIT = AuditRow.__table__
+CLIENTS = ClientRow.__table__
 
 
 @functools.cache
@@ -88,7 +90,7 @@ class UserCache:
         self.ttl = ttl
         self._by_id: dict[int, tuple[User, float]] = {}
         self._by_name: dict[str, int] = {}
-        self.inflight: dict[int, asyncio.Future[User | None]] = {}
+        self.flights = SingleFlight()
 
     def get(self, user_id: int) -> User | None:
         hit = self._by_id.get(user_id)
@@ -144,36 +146,30 @@ class Users:
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        # One query per user however many requests miss at once (no herd when an entry expires).
-        pending = self.cache.inflight.get(user_id)
-        if pending is not None:
-            found = await asyncio.shield(pending)
-            return _clone(found) if found is not None else None
-        future: asyncio.Future[User | None] = asyncio.get_running_loop().create_future()
-        self.cache.inflight[user_id] = future
-        try:
-            user = await self._one(self._live().where(UserRow.id == user_id))
+        return await self._load_cached(("id", user_id), self._live().where(UserRow.id == user_id))
+
+    async def _load_cached(self, key: tuple[str, Any], stmt: Any) -> User | None:
+        assert self.cache is not None
+        cache = self.cache
+
+        async def fetch() -> User | None:
+            user = await self._one(stmt)
             if user is not None:
-                self.cache.put(user)
-            future.set_result(user)
+                cache.put(user)
             return user
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it as unhandled
-            raise
-        finally:
-            self.cache.inflight.pop(user_id, None)
+
+        user, shared = await cache.flights.load(key, fetch)
+        return _clone(user) if shared and user is not None else user
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
-        if self.cache is not None:
-            cached = self.cache.by_username(norm)
-            if cached is not None:
-                return cached
-        user = await self._one(self._live().where(UserRow.username_norm == norm))
-        if user is not None and self.cache is not None:
-            self.cache.put(user)
-        return user
+        stmt = self._live().where(UserRow.username_norm == norm)
+        if self.cache is None:
+            return await self._one(stmt)
+        cached = self.cache.by_username(norm)
+        if cached is not None:
+            return cached
+        return await self._load_cached(("username", norm), stmt)
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(self._live().where(UserRow.email_norm == email.lower()))
@@ -287,23 +283,23 @@ class Sessions:
         await self.s.execute(insert(SESSIONS).values(_column_values(SESSIONS, session)))
 
     async def get(self, session_id: str) -> Session | None:
-        row = await self.s.get(SessionRow, session_id)
+        row = (await self.s.execute(select(SESSIONS).where(SessionRow.id == session_id))).first()
         return _to_model(Session, row) if row else None
 
     async def get_by_refresh_hash(self, digest: str, *, for_update: bool = False) -> Session | None:
-        stmt = select(SessionRow).where(
+        stmt = select(SESSIONS).where(
             or_(SessionRow.refresh_hash == digest, SessionRow.previous_refresh_hash == digest)
         )
         if for_update:
             stmt = stmt.with_for_update()
-        row = (await self.s.execute(stmt)).scalars().first()
+        row = (await self.s.execute(stmt)).first()
         return _to_model(Session, row) if row else None
 
     async def save(self, session: Session) -> None:
-        row = await self.s.get(SessionRow, session.id)
-        assert row is not None
-        _copy_into(row, session)
-        await self.s.flush()
+        values = _column_values(SESSIONS, session)
+        del values["id"]
+        result = await self.s.execute(update(SESSIONS).where(SessionRow.id == session.id).values(values))
+        assert result.rowcount == 1  # type: ignore[attr-defined]
 
     async def revoke(self, session_id: str, reason: str, at: datetime) -> bool:
         result = await self.s.execute(
@@ -441,12 +437,13 @@ class ClientCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._by_id: dict[str, tuple[ClientApp, float]] = {}
+        self.flights = SingleFlight()
 
     def get(self, client_id: str) -> ClientApp | None:
         hit = self._by_id.get(client_id)
         if hit is None or time.monotonic() - hit[1] > self.ttl:
             return None
-        return dataclasses.replace(hit[0], platforms=list(hit[0].platforms), min_versions=dict(hit[0].min_versions))
+        return _clone_client(hit[0])
 
     def put(self, client: ClientApp) -> None:
         if len(self._by_id) > 10_000:
@@ -458,22 +455,36 @@ class ClientCache:
             self._by_id.pop(client_id, None)
 
 
+def _clone_client(client: ClientApp) -> ClientApp:
+    return dataclasses.replace(client, platforms=list(client.platforms), min_versions=dict(client.min_versions))
+
+
 class Clients:
     def __init__(self, s: AsyncSession, cache: ClientCache | None = None, read_only: bool = False) -> None:
         self.s = s
         self.cache = cache if read_only else None
         self.touched: set[str] = set()
 
+    async def _fetch(self, client_id: str) -> ClientApp | None:
+        row = (await self.s.execute(select(CLIENTS).where(ClientRow.client_id == client_id))).first()
+        return _to_model(ClientApp, row) if row else None
+
     async def get(self, client_id: str) -> ClientApp | None:
-        if self.cache is not None:
-            cached = self.cache.get(client_id)
-            if cached is not None:
-                return cached
-        row = (await self.s.execute(select(ClientRow).where(ClientRow.client_id == client_id))).scalars().first()
-        client = _to_model(ClientApp, row) if row else None
-        if client is not None and self.cache is not None:
-            self.cache.put(client)
-        return client
+        if self.cache is None:
+            return await self._fetch(client_id)
+        cached = self.cache.get(client_id)
+        if cached is not None:
+            return cached
+        cache = self.cache
+
+        async def fetch() -> ClientApp | None:
+            client = await self._fetch(client_id)
+            if client is not None:
+                cache.put(client)
+            return client
+
+        client, shared = await cache.flights.load(client_id, fetch)
+        return _clone_client(client) if shared and client is not None else client
 
     async def create(self, client: ClientApp) -> None:
         row = ClientRow()
