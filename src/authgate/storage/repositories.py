@@ -163,12 +163,13 @@ class Users:
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
+        if self.cache is not None:
+            cached = self.cache.by_username(norm)
+            if cached is not None:
+                return cached
         stmt = self._live().where(UserRow.username_norm == norm)
         if self.cache is None:
             return await self._one(stmt)
-        cached = self.cache.by_username(norm)
-        if cached is not None:
-            return cached
         return await self._load_cached(("username", norm), stmt)
 
     async def get_by_email(self, email: str) -> User | None:
