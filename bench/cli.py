@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import report, seed, wrk
+from bench import report, seed, soak, wrk
 from bench.fixtures import Fixtures
 from bench.options import SCALE_WORKLOADS, Options, parse
 from bench.report import Row
@@ -52,6 +52,10 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"{name} hashing efficiency >= 0.9", v, v is not None and v >= 0.9)
     v = rows.get("W7", {}).get("p99_ms")
     add("W7 p99 <= 50 ms", v, v is not None and v <= 50)
+    growth = (doc.get("soak") or {}).get("growth")
+    if growth is not None:
+        add(f"RSS growth < 10 % from {doc['soak']['rss_baseline_at']:,} to {doc['soak']['requests']:,} requests",
+            round(growth, 4), growth < 0.10)
     v = doc["server"].get("ready_s")
     add("ready in < 1.5 s", v, v is not None and v < 1.5)
     for name, r in (doc.get("scale") or {}).get("vs_base", {}).items():
@@ -93,7 +97,7 @@ def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
             failed = fx.signup_users(o.users)
             if failed is not None:
                 fx.notes.append(f"signup of bench users answered {failed.status}: {failed.body[:160]}")
-        wants_session = any(n in o.only for n in ("W3-me", "W3-info", "W5", "W6", "W7"))
+        wants_session = o.soak is not None or any(n in o.only for n in ("W3-me", "W3-info", "W5", "W6", "W7"))
         if wants_session and fx.users:
             try:
                 fx.open_sessions(o.sessions)
@@ -109,6 +113,8 @@ def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
                            "notes": fx.notes}
         if o.scale is not None:
             doc["scale"] = scale(o, server, fx, workdir, rows, password_hash)
+        if o.soak is not None:
+            doc["soak"] = run_soak(o, server, fx, runner)
         doc["targets"] = targets(doc)
         return doc
     finally:
@@ -145,6 +151,18 @@ def scale(o: Options, server: Server, fx: Fixtures, workdir: Path, base_rows: li
             "workloads": report.rows_json(rows), "vs_base": vs_base}
 
 
+def run_soak(o: Options, server: Server, fx: Fixtures, runner: Runner) -> dict[str, Any]:
+    assert o.soak is not None
+    if not fx.sessions:
+        return {"skipped": "no session: " + ("; ".join(fx.notes) or "no bench user")}
+    log(f"soak: mixed requests until {o.soak:,} responses, RSS after every {o.duration:g}s")
+    result = soak.run(
+        lambda script, args, seconds: runner.command(script, args, seconds), server.pid, fx.access,
+        o.soak, o.soak_warm, chunk_s=o.duration, log=log,
+    )
+    return result.json()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     o = parse(argv)
@@ -161,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nready in {doc['server']['ready_s']:.3f}s; one argon2id hash {h['hash_s'] * 1000:.1f} ms "
           f"(verify {h['verify_s'] * 1000:.1f} ms; m={h['params']['memory_kib']} KiB, t={h['params']['time_cost']}, "
           f"p={h['params']['parallelism']}); tokens: {doc['fixtures']['token_source'] or 'none'}")
+    if doc.get("soak") and "growth" in doc["soak"]:
+        s = doc["soak"]
+        growth = "n/a" if s["growth"] is None else f"{s['growth'] * 100:+.1f} %"
+        print(f"soak: {s['requests']:,} responses at {s['rps']} req/s; RSS {s['rss_baseline_mib']} MiB after "
+              f"{s['rss_baseline_at']:,} -> {s['rss_end_mib']} MiB at the end ({growth}); "
+              f"{s['unexpected']} unexpected, {s['socket_errors']} socket errors")
     for note in doc["fixtures"]["notes"]:
         print(f"note: {note}")
     for t in doc["targets"]:

@@ -12,6 +12,7 @@ RESULTS = Path(__file__).parent / "results"
 WORKLOADS = ("FLOOR", "W3-me", "W3-info", "W5", "W6", "W2", "W7", "W1", "W4")
 SCALE_WORKLOADS = ("W3-me", "W3-info", "W5", "W2")
 DEFAULT_SCALE = 1_000_000
+DEFAULT_SOAK = 1_000_000
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Options:
     flood_connections: int = 64
     timeout: float = 5.0
     keep: bool = False
+    soak: int | None = None
+    soak_warm: int = 100_000
     settings: dict[str, str] = field(default_factory=dict)  # --set: extra AUTHGATE_* for the server
 
     def wants(self, name: str) -> bool:
@@ -70,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
         "--scale", type=_positive(int), nargs="?", const=DEFAULT_SCALE, metavar="N",
         help=f"seed N users into PostgreSQL (default {DEFAULT_SCALE:,}) and repeat W2, W3, W5",
     )
+    p.add_argument(
+        "--soak", type=_positive(int), nargs="?", const=DEFAULT_SOAK, metavar="N",
+        help=f"after the workloads, mixed requests until N responses (default {DEFAULT_SOAK:,}), RSS sampled",
+    )
+    p.add_argument("--soak-warm", type=_positive(int), help="responses before the soak's RSS baseline (100,000)")
     p.add_argument("--scale-base", type=_positive(int), help="users of the base run in --scale mode (1000)")
     p.add_argument("--workers", type=_positive(int), help="server worker processes (default 1)")
     p.add_argument("--server", dest="stack", choices=("uvicorn", "granian"), help="server stack (uvicorn)")
@@ -114,7 +122,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         o.duration, o.warmup, o.connections = 1.0, 0.0, 8
         o.users, o.sessions, o.hash_samples, o.flood_connections = 2, 2, 2, 16
     for name in ("duration", "warmup", "connections", "threads", "postgres", "redis", "scale", "scale_base",
-                 "workers", "stack", "out", "users", "hash_samples", "flood_connections"):
+                 "workers", "stack", "out", "users", "hash_samples", "flood_connections", "soak", "soak_warm"):
         value = getattr(a, name)
         if value is not None:
             setattr(o, name, value)
@@ -128,6 +136,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         if o.scale <= o.scale_base:
             p.error(f"--scale N must be above the base of {o.scale_base} users")
     o.only = select(a.only)
+    if o.soak is not None and o.soak <= o.soak_warm:
+        p.error(f"--soak N must be above --soak-warm ({o.soak_warm:,})")
     for item in a.settings:
         name, sep, value = item.partition("=")
         name = name.strip().upper().removeprefix("AUTHGATE_")

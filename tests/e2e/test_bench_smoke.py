@@ -1,4 +1,4 @@
-"""``python -m bench --quick``: the whole suite for about a second per workload against a real
+"""``python -m bench --quick --soak 3000``: the whole suite for about a second per workload against a real
 server, driven by wrk. Checks that it runs and reports, never what the figures are."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_quick_run_reports_every_workload(tmp_path: Path) -> None:
         pytest.skip("wrk is not installed (apt-get install -y wrk)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
     out = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--quick", "--soak", "3000", "--soak-warm", "1000", "--out", str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -41,3 +41,6 @@ def test_quick_run_reports_every_workload(tmp_path: Path) -> None:
     assert floor["status"] == "ok" and floor["requests"] > 0 and floor["p99_ms"] is not None
     assert doc["hash"]["hash_s"] > 0 and doc["server"]["ready_s"] > 0
     assert doc["machine"]["nproc"] and "FLOOR" in out.stdout  # the table on stdout
+    soak = doc["soak"]  # mixed requests until 3,000 responses, RSS after each 1 s chunk
+    assert soak["requests"] >= 3000 and len(soak["samples"]) >= 2 and soak["rss_end_mib"] > 0
+    assert soak["unexpected"] == 0, soak  # every answer was one mix.lua expects (200, 400, 401)

@@ -350,3 +350,56 @@ async def test_copy_seeded_users_are_users_the_core_can_log_in() -> None:
         assert (await core.hasher.verify(user.password_hash, seed.WRONG_PASSWORD))[0] is False
     finally:
         await container.close()
+
+
+# --- soak ----------------------------------------------------------------------------------------
+
+
+def test_soak_options() -> None:
+    assert options.parse(["--soak"]).soak == 1_000_000
+    o = options.parse(["--soak", "5000", "--soak-warm", "1000"])
+    assert (o.soak, o.soak_warm) == (5000, 1000)
+    with pytest.raises(SystemExit):  # the end must lie past the baseline
+        options.parse(["--soak", "1000", "--soak-warm", "1000"])
+    assert options.parse([]).soak is None
+
+
+def _chunk(requests: int, statuses: dict[int, int] | None = None, timeouts: int = 0) -> wrk.WrkResult:
+    return wrk.WrkResult(10.0, requests, statuses or {200: requests}, {"timeout": timeouts})
+
+
+def test_soak_growth_is_end_over_the_first_sample_past_warm() -> None:
+    from bench.soak import Soak
+
+    s = Soak(warm=100_000)
+    for rss in (80.0, 100.0, 104.0, 107.0):  # 60k, 120k, 180k, 240k responses
+        s.add(_chunk(60_000), rss)
+    assert s.baseline == (120_000, 100.0)
+    assert s.growth == pytest.approx(0.07)
+    doc = s.json()
+    assert doc["requests"] == 240_000 and doc["rss_baseline_at"] == 120_000 and doc["growth"] == 0.07
+    assert doc["rps"] == 6000.0 and doc["samples"][0] == [60_000, 80.0]
+
+
+def test_soak_without_a_sample_past_the_baseline_has_no_growth() -> None:
+    from bench.soak import Soak
+
+    s = Soak(warm=100_000)
+    s.add(_chunk(50_000), 90.0)
+    assert s.growth is None  # never reached the baseline
+    s.add(_chunk(60_000), 95.0)
+    assert s.growth is None  # the baseline is the last sample: nothing after it to compare
+
+
+def test_soak_counts_unexpected_answers_and_socket_errors() -> None:
+    from bench.soak import Soak
+
+    s = Soak(warm=10)
+    s.add(_chunk(100, {200: 60, 401: 20, 400: 15, 500: 5}, timeouts=2), 50.0)
+    assert (s.unexpected, s.socket_errors) == (5, 2)
+
+
+def test_soak_target_is_reported() -> None:
+    doc = {"workloads": [], "server": {}, "soak": {"growth": 0.12, "rss_baseline_at": 100_000, "requests": 1_000_000}}
+    [t] = targets(doc)
+    assert t["met"] is False and t["value"] == 0.12 and "1,000,000" in t["target"]
