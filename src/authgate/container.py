@@ -97,6 +97,11 @@ async def build(settings: Settings) -> Container:
         cache_seconds=settings.revocation_cache_seconds,
     )
     closers.append(store.close)
+    try:
+        await store.check_schema()
+    except BaseException:
+        await store.close()
+        raise
     key = await secret_key(settings, store)
     keyed = Keyed(key)
     if settings.redis_url:

@@ -174,3 +174,35 @@ async def test_concurrent_cache_misses_send_one_query_per_key(hdb: Harness) -> N
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len([s for s in selects if "users" in s]) == 1
     assert len([s for s in selects if "client" in s]) == 1
+
+
+def test_the_expected_schema_revision_is_the_migrations_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from authgate.storage.db import SCHEMA_REVISION
+    from authgate.storage.migrate import alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == SCHEMA_REVISION
+
+
+def test_the_server_refuses_a_database_that_was_not_migrated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from authgate.config import Settings
+    from authgate.container import build
+    from authgate.storage.db import SchemaNotReady
+    from authgate.storage.migrate import downgrade, upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    settings = Settings(_env_file=None, database_url=url, dev=True)  # type: ignore[call-arg]
+
+    async def start() -> None:
+        container = await build(settings)
+        await container.close()
+
+    with pytest.raises(SchemaNotReady, match=r"no authgate schema.*authgate migrate"):
+        asyncio.run(start())
+    upgrade(url)
+    downgrade(url, "base")  # the version table stays, empty
+    with pytest.raises(SchemaNotReady, match="authgate migrate"):
+        asyncio.run(start())
+    upgrade(url)
+    asyncio.run(start())

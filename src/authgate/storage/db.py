@@ -33,6 +33,14 @@ from authgate.storage.repositories import (
 )
 
 
+# The Alembic revision this code expects (tests check it is the migrations' head).
+SCHEMA_REVISION = "0001"
+
+
+class SchemaNotReady(RuntimeError):
+    """The database has no authgate schema, or an older one: `authgate migrate` was not run."""
+
+
 class Tx:
     def __init__(
         self,
@@ -162,6 +170,26 @@ class SqlStore:
                 raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
             raise
 
+    async def check_schema(self) -> None:
+        """Refuse to start on a database `authgate migrate` has not brought to this code's schema."""
+        try:
+            async with self.reader.connect() as conn:
+                found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            if "alembic_version" not in str(exc) and not _missing_table(exc):
+                raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
+            found = None
+        except DBAPIError as exc:
+            if not _missing_table(exc):
+                raise
+            found = None
+        if found != SCHEMA_REVISION:
+            state = "has no authgate schema" if found is None else f"is at schema revision {found}"
+            raise SchemaNotReady(
+                f"the database {state}, this authgate needs {SCHEMA_REVISION}: "
+                "run `authgate migrate` (or `make run`, which does) first"
+            )
+
     async def ping(self) -> None:
         try:
             async with self.reader.connect() as conn:
@@ -173,6 +201,11 @@ class SqlStore:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+
+
+def _missing_table(exc: Exception) -> bool:
+    text_ = str(exc).lower()
+    return "no such table" in text_ or "undefinedtable" in text_ or "does not exist" in text_
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
