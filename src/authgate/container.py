@@ -120,6 +120,7 @@ async def build(settings: Settings) -> Container:
         parallelism=settings.argon2_parallelism,
         workers=settings.hash_workers or usable_cores(),
         queue_limit=settings.hash_queue_limit,
+        max_wait=settings.hash_max_wait_seconds,
         firebase=settings.firebase_scrypt,
     )
     closers.append(hasher.close)

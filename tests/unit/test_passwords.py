@@ -99,3 +99,26 @@ async def test_queue_limit_sheds_with_503() -> None:
     assert errors and all(e.status == 503 for e in errors)
     assert any(isinstance(r, str) for r in results)
     small.close()
+
+
+async def test_a_login_that_waits_too_long_for_a_hashing_slot_gets_503() -> None:
+    """Past the hashing threads' two slots each, logins wait in FIFO order for at most max_wait
+    seconds, then get 503 (instead of waiting until the client gives up); the rest are served."""
+    import asyncio
+
+    hasher = PasswordHasher(memory_kib=8192, time_cost=2, workers=1, queue_limit=1000, max_wait=0.3)
+    stored = await hasher.hash("S3cure-pass")
+    results = await asyncio.gather(*(hasher.verify(stored, "S3cure-pass") for _ in range(300)),
+                                   return_exceptions=True)
+    shed = [r for r in results if isinstance(r, AuthError)]
+    served = [r for r in results if not isinstance(r, BaseException)]
+    assert shed and all(e.status == 503 for e in shed)
+    assert served and all(ok for ok, _ in served)
+    assert results[0] == (True, False)  # first come, first served
+    assert len(served) + len(shed) == len(results)
+    # without a deadline every one of them waits its turn
+    patient = PasswordHasher(memory_kib=8192, time_cost=1, workers=1, queue_limit=1000, max_wait=0)
+    assert all(not isinstance(r, BaseException) for r in await asyncio.gather(
+        *(patient.hash("x-S3cure") for _ in range(40)), return_exceptions=True))
+    hasher.close()
+    patient.close()

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import os
+import random
 import string
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,7 @@ class PasswordHasher:
         parallelism: int = 1,
         workers: int = 0,
         queue_limit: int = 64,
+        max_wait: float = 3.0,
         pepper: bytes = b"",
         firebase: FirebaseScrypt | None = None,
     ) -> None:
@@ -88,9 +90,16 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(
             max_workers=count, thread_name_prefix="argon2", initializer=_lower_priority
         )
-        # At most 64 hashes queued per worker (about two seconds of work): beyond that a login is
-        # shed with 503 at once instead of waiting until the client gives up.
+        # Two hashes per thread are handed to the pool (one running, one ready); the rest wait
+        # for a slot in FIFO order, each for at most ``max_wait`` seconds, then get 503: a login
+        # is answered before its client gives up, however slowly hashes finish (slower when the
+        # core also serves reads: a hash at nice 10 gets what the event loop leaves), and a shed
+        # client does not come straight back to compete with the reads. Past 64 waiting per
+        # thread a login is shed at once.
         self._queue_limit = queue_limit or count * 64
+        self._slots = count * 2
+        self._gate: asyncio.Semaphore | None = None
+        self._max_wait = max_wait
         self._pending = 0
         # Verified against when the account does not exist, so unknown users cost the same time.
         # Computed on a hashing thread, so start-up does not wait for it.
@@ -99,9 +108,21 @@ class PasswordHasher:
     async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         if self._pending >= self._queue_limit:
             raise AuthError(ErrorCode.OVERLOADED)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._slots)
         self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            try:
+                # Each waiter's deadline is jittered (75-100 % of max_wait) so that a burst of
+                # logins that queued together is not shed, and back, all in the same instant.
+                async with asyncio.timeout(self._max_wait * (0.75 + 0.25 * random.random()) or None):
+                    await self._gate.acquire()
+            except TimeoutError:
+                raise AuthError(ErrorCode.OVERLOADED) from None
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            finally:
+                self._gate.release()
         finally:
             self._pending -= 1
 
