@@ -36,7 +36,7 @@ class Options:
     sessions: int = 8
     hash_samples: int = 10
     flood_connections: int = 64
-    timeout: float = 5.0
+    timeout: float = 10.0  # wrk --timeout: a mobile HTTP client's usual 10 s (OkHttp)
     keep: bool = False
     soak: int | None = None
     soak_warm: int = 100_000

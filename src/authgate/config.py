@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     argon2_parallelism: int = 1
     hash_workers: int = 0  # 0: one per core
     hash_queue_limit: int = 0  # 0: 64 per hashing thread
-    hash_max_wait_seconds: float = Field(default=3.0, ge=0)  # shed a login queued longer (0: no limit)
+    hash_max_wait_seconds: float = Field(default=5.0, ge=0)  # shed a login queued longer (0: no limit)
     # Firebase's "Password Hash Parameters" (base64 signer key and salt separator, rounds,
     # mem_cost): accounts imported with ``firebase_scrypt$<salt>$<hash>`` are checked with them.
     firebase_scrypt_signer_key: SecretStr | None = None

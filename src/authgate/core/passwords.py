@@ -78,7 +78,7 @@ class PasswordHasher:
         parallelism: int = 1,
         workers: int = 0,
         queue_limit: int = 64,
-        max_wait: float = 3.0,
+        max_wait: float = 5.0,
         pepper: bytes = b"",
         firebase: FirebaseScrypt | None = None,
     ) -> None:
