@@ -39,6 +39,20 @@ class Metrics:
             "authgate_request_seconds", "HTTP request latency", ["surface"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # The labelled children, looked up once per label set (``labels()`` costs a lock and a
+        # tuple build on every call, on every request).
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, surface: str, method: str, status: int, seconds: float) -> None:
+        key = (surface, method, status)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > 10_000:  # methods are whatever clients send: stay bounded
+                self._children.clear()
+            children = (self.requests.labels(surface, method, str(status)), self.latency.labels(surface))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class AccessLog:
@@ -77,8 +91,7 @@ class AccessLog:
         finally:
             elapsed = time.perf_counter() - start
             surface = self.surfaces.for_path(scope.get("path", "/")).name
-            self.metrics.requests.labels(surface, scope.get("method", ""), str(status)).inc()
-            self.metrics.latency.labels(surface).observe(elapsed)
+            self.metrics.observe(surface, scope.get("method", ""), status, elapsed)
             log.info(
                 "request",
                 method=scope.get("method"),

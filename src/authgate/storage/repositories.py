@@ -116,10 +116,20 @@ class UserCache:
             self._by_id.pop(user_id, None)
 
 
+def _shallow(obj: T) -> T:
+    """A shallow copy of a model without running its __init__ (4x cheaper than dataclasses.replace,
+    and done on every cache hit)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
 def _clone(user: User) -> User:
-    return dataclasses.replace(
-        user, roles=list(user.roles), interests=list(user.interests) if user.interests else user.interests
-    )
+    new = _shallow(user)
+    new.roles = list(user.roles)
+    if user.interests:
+        new.interests = list(user.interests)
+    return new
 
 
 class Users:
@@ -456,7 +466,10 @@ class ClientCache:
 
 
 def _clone_client(client: ClientApp) -> ClientApp:
-    return dataclasses.replace(client, platforms=list(client.platforms), min_versions=dict(client.min_versions))
+    new = _shallow(client)
+    new.platforms = list(client.platforms)
+    new.min_versions = dict(client.min_versions)
+    return new
 
 
 class Clients:
