@@ -176,11 +176,11 @@ class SqlStore:
             async with self.reader.connect() as conn:
                 found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
-            if "alembic_version" not in str(exc) and not _missing_table(exc):
+            if not _no_version_table(exc):
                 raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
             found = None
         except DBAPIError as exc:
-            if not _missing_table(exc):
+            if not _no_version_table(exc):
                 raise
             found = None
         if found != SCHEMA_REVISION:
@@ -203,9 +203,11 @@ class SqlStore:
             await self.reader.dispose()
 
 
-def _missing_table(exc: Exception) -> bool:
+def _no_version_table(exc: Exception) -> bool:
+    """SQLite's "no such table: alembic_version", PostgreSQL's 'relation "alembic_version" does not
+    exist' (not a missing database or role, which migrate cannot fix either)."""
     text_ = str(exc).lower()
-    return "no such table" in text_ or "undefinedtable" in text_ or "does not exist" in text_
+    return "alembic_version" in text_ and ("no such table" in text_ or "does not exist" in text_)
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
