@@ -33,6 +33,9 @@ from authgate.storage.repositories import (
 )
 
 
+# Errors that mean "the database is not answering" (a 503), whatever the driver.
+_UNREACHABLE = (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError)
+
 # The Alembic revision this code expects (tests check it is the migrations' head).
 SCHEMA_REVISION = "0001"
 
@@ -163,7 +166,7 @@ class SqlStore:
                     self.user_cache.forget(tx.users.touched)
                 if tx.clients.touched:
                     self.client_cache.forget(tx.clients.touched)
-        except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        except _UNREACHABLE as exc:
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated or _is_connection_error(exc):
@@ -175,7 +178,7 @@ class SqlStore:
         try:
             async with self.reader.connect() as conn:
                 found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        except (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        except _UNREACHABLE as exc:
             if not _no_version_table(exc):
                 raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
             found = None

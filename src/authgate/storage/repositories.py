@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -116,6 +116,22 @@ class UserCache:
             self._by_id.pop(user_id, None)
 
 
+async def _through_cache(
+    cache: UserCache | ClientCache, key: Any, fetch: Callable[[], Awaitable[T | None]], clone: Callable[[T], T]
+) -> T | None:
+    """A cache miss: one fetch per key however many requests miss at once, the result cached;
+    requests that shared another's fetch get their own copy."""
+
+    async def load() -> T | None:
+        value = await fetch()
+        if value is not None:
+            cache.put(value)  # type: ignore[arg-type]
+        return value
+
+    value, shared = await cache.flights.load(key, load)
+    return clone(value) if shared and value is not None else value
+
+
 def _shallow(obj: T) -> T:
     """A shallow copy of a model without running its __init__ (4x cheaper than dataclasses.replace,
     and done on every cache hit)."""
@@ -155,20 +171,8 @@ class Users:
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        return await self._load_cached(("id", user_id), self._live().where(UserRow.id == user_id))
-
-    async def _load_cached(self, key: tuple[str, Any], stmt: Any) -> User | None:
-        assert self.cache is not None
-        cache = self.cache
-
-        async def fetch() -> User | None:
-            user = await self._one(stmt)
-            if user is not None:
-                cache.put(user)
-            return user
-
-        user, shared = await cache.flights.load(key, fetch)
-        return _clone(user) if shared and user is not None else user
+        stmt = self._live().where(UserRow.id == user_id)
+        return await _through_cache(self.cache, ("id", user_id), lambda: self._one(stmt), _clone)
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
@@ -179,7 +183,7 @@ class Users:
         stmt = self._live().where(UserRow.username_norm == norm)
         if self.cache is None:
             return await self._one(stmt)
-        return await self._load_cached(("username", norm), stmt)
+        return await _through_cache(self.cache, ("username", norm), lambda: self._one(stmt), _clone)
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(self._live().where(UserRow.email_norm == email.lower()))
@@ -488,16 +492,7 @@ class Clients:
         cached = self.cache.get(client_id)
         if cached is not None:
             return cached
-        cache = self.cache
-
-        async def fetch() -> ClientApp | None:
-            client = await self._fetch(client_id)
-            if client is not None:
-                cache.put(client)
-            return client
-
-        client, shared = await cache.flights.load(client_id, fetch)
-        return _clone_client(client) if shared and client is not None else client
+        return await _through_cache(self.cache, client_id, lambda: self._fetch(client_id), _clone_client)
 
     async def create(self, client: ClientApp) -> None:
         row = ClientRow()
