@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authgate import __version__
 from authgate.config import Settings
 from authgate.container import Container, build
 from authgate.core.service import Core
-from authgate.surfaces import form, ops
+from authgate.surfaces import dispatch, form, ops
 from authgate.surfaces.common import BodyLimit, Surfaces, install_error_handlers
 
 log = structlog.get_logger("authgate.http")
@@ -73,7 +74,7 @@ class AccessLog:
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()  # 32 hex digits, as uuid4().hex; ~5x cheaper
         # Every log line of this request carries its id; the core binds user_id once it knows it.
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -140,14 +141,11 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
         app.state.core = core
 
     surfaces = Surfaces(ops.SPEC)
-    for module in (ops, form):
+    modules = [ops, form, *(m for m in map(_optional, OPTIONAL_SURFACES) if m is not None)]
+    for module in modules:
         surfaces.add(module.SPEC)
-        app.include_router(module.router)
-    for name in OPTIONAL_SURFACES:
-        module = _optional(name)
-        if module is not None:
-            surfaces.add(module.SPEC)
-            app.include_router(module.router)
+        _mount(app, module.router)
+    dispatch.install(app.router)
     install_error_handlers(app, surfaces)
     metrics = Metrics()
     app.state.metrics = metrics
@@ -155,6 +153,15 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, surfaces=surfaces)
     app.add_middleware(AccessLog, surfaces=surfaces, metrics=metrics)
     return app
+
+
+def _mount(app: FastAPI, router: APIRouter) -> None:
+    """A surface router whose routes are all plain routes joins the app's own route list (as if
+    declared with ``@app.get``): FastAPI matches an included router's routes twice per request."""
+    if all(isinstance(route, Route) for route in router.routes):
+        app.router.routes.extend(router.routes)
+    else:
+        app.include_router(router)
 
 
 def _optional(name: str) -> Any:
