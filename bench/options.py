@@ -144,6 +144,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         if not sep or not name:
             p.error(f"--set wants NAME=VALUE, got {item!r}")
         o.settings["AUTHGATE_" + name] = value
+    o.keep = a.keep
     if a.no_pin:
         o.server_cpus = o.wrk_cpus = None
     else:

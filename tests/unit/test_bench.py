@@ -27,6 +27,8 @@ def test_defaults() -> None:
     assert (o.server_cpus, o.wrk_cpus) == ("0", "1")
     assert o.postgres is None and o.redis is None and o.scale is None
     assert o.stack == "uvicorn"
+    assert o.keep is False
+    assert options.parse(["--keep"]).keep is True
 
 
 def test_quick_is_short_and_explicit_flags_win() -> None:
