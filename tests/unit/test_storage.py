@@ -153,7 +153,7 @@ async def test_concurrent_cache_misses_send_one_query_per_key(hdb: Harness) -> N
     def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
         statements.append(statement)
 
-    event.listen(core.store.reader.sync_engine, "before_cursor_execute", count)
+    event.listen(core.store.read_engine, "before_cursor_execute", count)
     try:
         async def by_name() -> object:
             async with core.store.transaction(write=False) as tx:
@@ -166,7 +166,7 @@ async def test_concurrent_cache_misses_send_one_query_per_key(hdb: Harness) -> N
         users = await asyncio.gather(*(by_name() for _ in range(12)))
         clients = await asyncio.gather(*(client() for _ in range(12)))
     finally:
-        event.remove(core.store.reader.sync_engine, "before_cursor_execute", count)
+        event.remove(core.store.read_engine, "before_cursor_execute", count)
     assert {u.id for u in users} == {user.id} and {c.client_id for c in clients} == {made["clientId"]}
     # each caller has its own copy: changing one does not change the others or the cache
     users[0].roles.append("ROLE_ADMIN")
@@ -206,3 +206,69 @@ def test_the_server_refuses_a_database_that_was_not_migrated(tmp_path) -> None: 
         asyncio.run(start())
     upgrade(url)
     asyncio.run(start())
+
+
+async def test_sqlite_reads_run_on_the_loop_without_aiosqlite_round_trips(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite read transaction never hops to aiosqlite's thread (9 hops a read, each waiting for a
+    turn of the loop under load); writes still do."""
+    import aiosqlite.core
+
+    core = h.core
+    user = new_user(core, "loop.reader")
+    hops: list[str] = []
+    original = aiosqlite.core.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(getattr(fn, "__name__", "?"))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
+    async with core.store.transaction() as tx:
+        await tx.users.create(user)
+    assert hops  # the write went through aiosqlite
+    hops.clear()
+    core.store.user_cache.forget({user.id})
+    async with core.store.transaction(write=False) as tx:
+        assert (await tx.users.get_by_username("LOOP.reader")).id == user.id
+        assert (await tx.users.get(user.id)).username == "loop.reader"
+    assert hops == []
+
+
+async def test_a_sqlite_reader_locked_out_is_a_503_after_a_short_wait(h: Harness) -> None:
+    """Readers on the loop wait for a lock at most a quarter second (they would stop every request),
+    then the request is 'service unavailable' like any database that does not answer."""
+    import sqlite3
+    import time
+
+    from authgate.core.errors import ErrorCode
+
+    store = h.core.store
+    await store.writer.dispose()  # the exclusive lock below needs every other connection closed
+    await store.reader.dispose()
+    store.loop_reader.dispose()
+    blocker = sqlite3.connect(store.url.split("///", 1)[1], isolation_level=None)
+    try:
+        blocker.execute("PRAGMA locking_mode=EXCLUSIVE")
+        blocker.execute("BEGIN EXCLUSIVE")
+        started = time.perf_counter()
+        with pytest.raises(AuthError) as err:
+            async with h.core.store.transaction(write=False) as tx:
+                await tx.users.get_by_username("nobody.here")
+        assert err.value.code is ErrorCode.SERVICE_UNAVAILABLE
+        assert time.perf_counter() - started < 2.0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    async with h.core.store.transaction(write=False) as tx:
+        assert await tx.users.get_by_username("nobody.here") is None
+
+
+async def test_a_read_transaction_cannot_write(h: Harness) -> None:
+    from sqlalchemy import text
+
+    with pytest.raises(AuthError) as err:
+        async with h.core.store.transaction(write=False) as tx:
+            await tx.session.execute(text("DELETE FROM users"))
+    assert "readonly database" in str(err.value.__cause__)  # PRAGMA query_only on the loop's readers
