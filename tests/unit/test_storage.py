@@ -208,11 +208,11 @@ def test_the_server_refuses_a_database_that_was_not_migrated(tmp_path) -> None: 
     asyncio.run(start())
 
 
-async def test_sqlite_reads_run_on_the_loop_without_aiosqlite_round_trips(
+async def test_sqlite_transactions_run_on_the_loop_without_aiosqlite_round_trips(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A SQLite read transaction never hops to aiosqlite's thread (9 hops a read, each waiting for a
-    turn of the loop under load); writes still do."""
+    """SQLite transactions never hop to aiosqlite's thread (9 hops a read, each waiting for a turn
+    of the loop under load)."""
     import aiosqlite.core
 
     core = h.core
@@ -227,8 +227,6 @@ async def test_sqlite_reads_run_on_the_loop_without_aiosqlite_round_trips(
     monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
     async with core.store.transaction() as tx:
         await tx.users.create(user)
-    assert hops  # the write went through aiosqlite
-    hops.clear()
     core.store.user_cache.forget({user.id})
     async with core.store.transaction(write=False) as tx:
         assert (await tx.users.get_by_username("LOOP.reader")).id == user.id
@@ -248,6 +246,7 @@ async def test_a_sqlite_reader_locked_out_is_a_503_after_a_short_wait(h: Harness
     await store.writer.dispose()  # the exclusive lock below needs every other connection closed
     await store.reader.dispose()
     store.loop_reader.dispose()
+    store.loop_writer.dispose()
     blocker = sqlite3.connect(store.url.split("///", 1)[1], isolation_level=None)
     try:
         blocker.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -272,3 +271,29 @@ async def test_a_read_transaction_cannot_write(h: Harness) -> None:
         async with h.core.store.transaction(write=False) as tx:
             await tx.session.execute(text("DELETE FROM users"))
     assert "readonly database" in str(err.value.__cause__)  # PRAGMA query_only on the loop's readers
+
+
+async def test_sqlite_checkpoints_run_in_the_background(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's writer never checkpoints inside a commit (an fsync on the loop); the store copies
+    the WAL into the database file off the loop every CHECKPOINT_EVERY write transactions."""
+    import os
+
+    from authgate.storage import sqlite
+
+    store = h.core.store
+    path = store.url.split("///", 1)[1]
+    with store.loop_writer.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    await sqlite.checkpoint(store.reader)
+    before = os.path.getsize(path)
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 2)
+    store._writes_since_checkpoint = 0
+    users = [new_user(h.core, f"ckpt.user{i}", email=f"ckpt{i}@example.com") for i in range(300)]
+    async with store.transaction() as tx:
+        await tx.users.create_many(users)
+    assert store._checkpointing is None and os.path.getsize(path) == before  # still only in the WAL
+    async with store.transaction() as tx:
+        await tx.users.create(new_user(h.core, "ckpt.last"))
+    assert store._checkpointing is not None
+    await store._checkpointing
+    assert os.path.getsize(path) > before

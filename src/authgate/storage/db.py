@@ -1,10 +1,10 @@
 """The Store: engines, transactions and repositories for SQLite (default) and PostgreSQL.
 
-SQLite runs in WAL mode with a busy timeout; write transactions start with BEGIN IMMEDIATE so two
-writers queue on the lock instead of failing half-way, and this process's writers share one
-connection (they queue in the pool, not on the file lock). SQLite read transactions run on the
-event loop itself (see ``LoopReadSession``). Any driver error that means "the database is not
-answering" becomes ``service_unavailable`` (503), never a stack trace.
+On SQLite, transactions run on the event loop's own thread (``storage/sqlite.py`` says why and how
+nothing there can block the loop for long); write transactions start with BEGIN IMMEDIATE, so two
+writers queue on the lock instead of failing half-way. On PostgreSQL, asyncpg. Any driver error
+that means "the database is not answering" becomes ``service_unavailable`` (503), never a stack
+trace.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+import structlog
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import sessionmaker
 
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.storage import sqlite
 from authgate.storage.repositories import (
     Audit,
     ClientCache,
@@ -34,6 +36,8 @@ from authgate.storage.repositories import (
     Users,
 )
 
+
+log = structlog.get_logger("authgate.storage")
 
 # Errors that mean "the database is not answering" (a 503), whatever the driver.
 _UNREACHABLE = (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError)
@@ -98,101 +102,6 @@ class LazyReadSession:
                 await self._session.close()
 
 
-class LoopReadSession:
-    """A SQLite read transaction run on the event loop's own thread, opened on the first query.
-
-    Through aiosqlite every statement is a round trip to its thread and back through the loop: a
-    read of one indexed row took 9 of them (~2.6 ms idle; under load each waits for a turn of the
-    loop, and a cache miss took ~200 ms while 1,700 requests/s were served). Run here, the same
-    read costs tens of microseconds: the file is local, and in WAL mode readers never wait for a
-    writer. The rare busy reader (a checkpoint resetting the WAL) waits at most
-    ``_READ_BUSY_MS``, then the request is answered 503 like any unreachable database.
-    """
-
-    def __init__(self, factory: sessionmaker[Session]) -> None:
-        self._factory = factory
-        self._session: Session | None = None
-
-    def _open(self) -> Session:
-        if self._session is None:
-            self._session = self._factory()
-        return self._session
-
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        return self._open().execute(*args, **kwargs)
-
-    async def get(self, *args: Any, **kwargs: Any) -> Any:
-        return self._open().get(*args, **kwargs)
-
-    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        return self._open().scalar(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
-
-    async def close(self) -> None:
-        if self._session is not None:
-            try:
-                self._session.rollback()
-            finally:
-                self._session.close()
-
-
-_READ_BUSY_MS = 250
-
-
-def _sqlite_loop_reader(url: str) -> Engine:
-    """The synchronous (stdlib sqlite3) engine behind ``LoopReadSession``. Its pool never blocks:
-    a read transaction spans awaits, so many can be open at once, and waiting for a connection on
-    the loop's thread would stop every request."""
-    engine = create_engine(
-        make_url(url).set(drivername="sqlite+pysqlite"),
-        connect_args={"check_same_thread": False, "timeout": _READ_BUSY_MS / 1000},
-        pool_size=8,
-        max_overflow=-1,
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={_READ_BUSY_MS}")
-        cur.execute("PRAGMA query_only=ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-    return engine
-
-
-def _sqlite_engine(url: str, immediate: bool, timeout: float) -> AsyncEngine:
-    # SQLite has one writer at a time. Writers of this process queue for one connection in the
-    # pool (an asyncio wait, woken the moment it is free) rather than each taking a connection and
-    # colliding on the file lock, where SQLite's busy handler sleeps for 1-100 ms between retries:
-    # that capped logins at ~115/s with 32 clients whatever the hashing cost. Other processes
-    # (--workers, CLI commands) still queue on the lock through busy_timeout.
-    pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": timeout} if immediate else {}
-    engine = create_async_engine(url, connect_args={"timeout": timeout}, pool_pre_ping=False, **pool)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
 class SqlStore:
     def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0, cache_seconds: float = 0.0) -> None:
         self.url = url
@@ -200,10 +109,16 @@ class SqlStore:
         self.client_cache = ClientCache(cache_seconds)
         self.is_sqlite = url.startswith("sqlite")
         self.timeout = timeout
+        self.loop_reader: Engine | None = None
+        self.loop_writer: Engine | None = None
         if self.is_sqlite:
-            self.writer = _sqlite_engine(url, True, timeout)
-            self.reader = _sqlite_engine(url, False, timeout)  # health and schema checks, off the loop
-            self.loop_reader: Engine | None = _sqlite_loop_reader(url)
+            self.reader = sqlite.async_engine(url, timeout)  # health, schema check, checkpoints
+            self.writer = self.reader
+            self.loop_reader = sqlite.loop_reader(url)
+            self.loop_writer = sqlite.loop_writer(url)
+            self._write_lock = asyncio.Lock()
+            self._writes_since_checkpoint = 0
+            self._checkpointing: asyncio.Task[None] | None = None
         else:
             self.writer = create_async_engine(
                 url,
@@ -214,7 +129,6 @@ class SqlStore:
                 connect_args={"timeout": timeout, "command_timeout": timeout * 2},
             )
             self.reader = self.writer
-            self.loop_reader = None
         self._loop_read_sessions = (
             sessionmaker(self.loop_reader, expire_on_commit=False) if self.loop_reader is not None else None
         )
@@ -227,8 +141,8 @@ class SqlStore:
             if not write:
                 # Read transactions open their session on first use: a request served from the
                 # user cache never touches the pool.
-                lazy: LazyReadSession | LoopReadSession = (
-                    LoopReadSession(self._loop_read_sessions)
+                lazy: LazyReadSession | sqlite.LoopReadSession = (
+                    sqlite.LoopReadSession(factory=self._loop_read_sessions)
                     if self._loop_read_sessions is not None
                     else LazyReadSession(self._reader_sessions)
                 )
@@ -237,21 +151,41 @@ class SqlStore:
                 finally:
                     await lazy.close()
                 return
-            async with self._writer_sessions() as session:
-                async with session.begin():
-                    tx = Tx(session, self.user_cache, False, self.client_cache)
+            if self.loop_writer is not None:
+                async with sqlite.write_session(self.loop_writer, self._write_lock, self.timeout) as sync:
+                    tx = Tx(sqlite.LoopSession(sync), self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
                     yield tx
-                # committed: what this node changed is re-read from the database from now on
-                if tx.users.touched:
-                    self.user_cache.forget(tx.users.touched)
-                if tx.clients.touched:
-                    self.client_cache.forget(tx.clients.touched)
+                self._after_sqlite_write()
+            else:
+                async with self._writer_sessions() as session:
+                    async with session.begin():
+                        tx = Tx(session, self.user_cache, False, self.client_cache)
+                        yield tx
+            # committed: what this node changed is re-read from the database from now on
+            if tx.users.touched:
+                self.user_cache.forget(tx.users.touched)
+            if tx.clients.touched:
+                self.client_cache.forget(tx.clients.touched)
         except _UNREACHABLE as exc:
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated or _is_connection_error(exc):
                 raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
             raise
+
+    def _after_sqlite_write(self) -> None:
+        self._writes_since_checkpoint += 1
+        if self._writes_since_checkpoint >= sqlite.CHECKPOINT_EVERY and self._checkpointing is None:
+            self._writes_since_checkpoint = 0
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            await sqlite.checkpoint(self.reader)
+        except Exception as exc:  # noqa: BLE001 - the next one retries; the WAL only grows meanwhile
+            log.warning("sqlite_checkpoint_failed", error=type(exc).__name__)
+        finally:
+            self._checkpointing = None
 
     async def check_schema(self) -> None:
         """Refuse to start on a database `authgate migrate` has not brought to this code's schema."""
@@ -286,8 +220,11 @@ class SqlStore:
         return self.loop_reader if self.loop_reader is not None else self.reader.sync_engine
 
     async def close(self) -> None:
-        if self.loop_reader is not None:
+        if self.loop_reader is not None and self.loop_writer is not None:
+            if self._checkpointing is not None:
+                await asyncio.gather(self._checkpointing, return_exceptions=True)
             self.loop_reader.dispose()
+            self.loop_writer.dispose()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,22 @@ USERS = UserRow.__table__
 SESSIONS = SessionRow.__table__
 AUDIT = AuditRow.__table__
 CLIENTS = ClientRow.__table__
+
+# The hottest statements are built once, with bound parameters: building one per call (a bound
+# parameter object and a cache key for every column of an INSERT) cost more than running it.
+_LIVE_USERS = select(USERS).where(USERS.c.deleted_at.is_(None))
+_USER_BY_ID = _LIVE_USERS.where(USERS.c.id == bindparam("p_id"))
+_USER_BY_ID_FOR_UPDATE = _USER_BY_ID.with_for_update()
+_USER_BY_USERNAME = _LIVE_USERS.where(USERS.c.username_norm == bindparam("p_norm"))
+_INSERT_SESSION = insert(SESSIONS)
+_SESSION_BY_ID = select(SESSIONS).where(SESSIONS.c.id == bindparam("p_id"))
+_SESSION_BY_REFRESH = select(SESSIONS).where(
+    or_(SESSIONS.c.refresh_hash == bindparam("p_digest"), SESSIONS.c.previous_refresh_hash == bindparam("p_digest"))
+)
+_SESSION_BY_REFRESH_FOR_UPDATE = _SESSION_BY_REFRESH.with_for_update()
+_UPDATE_SESSION = update(SESSIONS).where(SESSIONS.c.id == bindparam("p_id"))
+_INSERT_AUDIT = insert(AUDIT)
+_CLIENT_BY_ID = select(CLIENTS).where(CLIENTS.c.client_id == bindparam("p_id"))
 
 
 @functools.cache
@@ -158,21 +174,18 @@ class Users:
     def _live(self) -> Any:
         return select(USERS).where(UserRow.deleted_at.is_(None))
 
-    async def _one(self, stmt: Any) -> User | None:
-        row = (await self.s.execute(stmt)).first()
+    async def _one(self, stmt: Any, params: dict[str, Any] | None = None) -> User | None:
+        row = (await self.s.execute(stmt, params)).first()
         return _to_model(User, row) if row else None
 
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        params = {"p_id": user_id}
         if self.cache is None or for_update:
-            stmt = self._live().where(UserRow.id == user_id)
-            if for_update:
-                stmt = stmt.with_for_update()
-            return await self._one(stmt)
+            return await self._one(_USER_BY_ID_FOR_UPDATE if for_update else _USER_BY_ID, params)
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        stmt = self._live().where(UserRow.id == user_id)
-        return await _through_cache(self.cache, ("id", user_id), lambda: self._one(stmt), _clone)
+        return await _through_cache(self.cache, ("id", user_id), lambda: self._one(_USER_BY_ID, params), _clone)
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
@@ -180,10 +193,12 @@ class Users:
             cached = self.cache.by_username(norm)
             if cached is not None:
                 return cached
-        stmt = self._live().where(UserRow.username_norm == norm)
+        params = {"p_norm": norm}
         if self.cache is None:
-            return await self._one(stmt)
-        return await _through_cache(self.cache, ("username", norm), lambda: self._one(stmt), _clone)
+            return await self._one(_USER_BY_USERNAME, params)
+        return await _through_cache(
+            self.cache, ("username", norm), lambda: self._one(_USER_BY_USERNAME, params), _clone
+        )
 
     async def get_by_email(self, email: str) -> User | None:
         return await self._one(self._live().where(UserRow.email_norm == email.lower()))
@@ -294,25 +309,22 @@ class Sessions:
         self.s = s
 
     async def create(self, session: Session) -> None:
-        await self.s.execute(insert(SESSIONS).values(_column_values(SESSIONS, session)))
+        await self.s.execute(_INSERT_SESSION, _column_values(SESSIONS, session))
 
     async def get(self, session_id: str) -> Session | None:
-        row = (await self.s.execute(select(SESSIONS).where(SessionRow.id == session_id))).first()
+        row = (await self.s.execute(_SESSION_BY_ID, {"p_id": session_id})).first()
         return _to_model(Session, row) if row else None
 
     async def get_by_refresh_hash(self, digest: str, *, for_update: bool = False) -> Session | None:
-        stmt = select(SESSIONS).where(
-            or_(SessionRow.refresh_hash == digest, SessionRow.previous_refresh_hash == digest)
-        )
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = (await self.s.execute(stmt)).first()
+        stmt = _SESSION_BY_REFRESH_FOR_UPDATE if for_update else _SESSION_BY_REFRESH
+        row = (await self.s.execute(stmt, {"p_digest": digest})).first()
         return _to_model(Session, row) if row else None
 
     async def save(self, session: Session) -> None:
         values = _column_values(SESSIONS, session)
         del values["id"]
-        result = await self.s.execute(update(SESSIONS).where(SessionRow.id == session.id).values(values))
+        values["p_id"] = session.id
+        result = await self.s.execute(_UPDATE_SESSION, values)
         assert result.rowcount == 1  # type: ignore[attr-defined]
 
     async def revoke(self, session_id: str, reason: str, at: datetime) -> bool:
@@ -483,7 +495,7 @@ class Clients:
         self.touched: set[str] = set()
 
     async def _fetch(self, client_id: str) -> ClientApp | None:
-        row = (await self.s.execute(select(CLIENTS).where(ClientRow.client_id == client_id))).first()
+        row = (await self.s.execute(_CLIENT_BY_ID, {"p_id": client_id})).first()
         return _to_model(ClientApp, row) if row else None
 
     async def get(self, client_id: str) -> ClientApp | None:
@@ -514,10 +526,9 @@ class Audit:
 
     async def add(self, event: AuditEvent) -> None:
         await self.s.execute(
-            insert(AUDIT).values(
-                type=event.type, at=event.at, user_id=event.user_id, actor=event.actor, ip=event.ip,
-                user_agent=event.user_agent, detail=event.detail,
-            )
+            _INSERT_AUDIT,
+            {"type": event.type, "at": event.at, "user_id": event.user_id, "actor": event.actor, "ip": event.ip,
+             "user_agent": event.user_agent, "detail": event.detail},
         )
 
     async def add_many(self, events: Sequence[AuditEvent]) -> None:
