@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -297,3 +298,53 @@ async def test_sqlite_checkpoints_run_in_the_background(h: Harness, monkeypatch:
     assert store._checkpointing is not None
     await store._checkpointing
     assert os.path.getsize(path) > before
+
+
+async def test_a_sqlite_writer_waits_for_another_process_without_blocking_the_loop(
+    make_harness: Any,
+) -> None:
+    """Another process holding SQLite's write lock (a second worker, a CLI command): the write
+    transaction waits with asyncio sleeps, the loop keeps serving, and past the store's timeout
+    the answer is 503."""
+    import sqlite3
+    import time
+
+    from authgate.core.errors import ErrorCode
+
+    h = await make_harness(database_timeout=1.0)
+    store = h.core.store
+    other = sqlite3.connect(store.url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        other.rollback()
+
+    task = asyncio.create_task(ticker())
+    try:
+        release = asyncio.create_task(release_later())
+        async with store.transaction() as tx:
+            await tx.users.create(new_user(h.core, "waited.writer"))
+        await release
+        assert ticks >= 10  # the loop ran while the writer waited ~0.3 s
+        other.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        with pytest.raises(AuthError) as err:
+            async with store.transaction() as tx:
+                await tx.users.create(new_user(h.core, "never.written"))
+        assert err.value.code is ErrorCode.SERVICE_UNAVAILABLE
+        assert 0.9 < time.perf_counter() - started < 3.0
+    finally:
+        task.cancel()
+        other.rollback()
+        other.close()
+    async with store.transaction(write=False) as tx:
+        assert await tx.users.get_by_username("waited.writer") is not None
+        assert await tx.users.get_by_username("never.written") is None
