@@ -122,3 +122,39 @@ async def test_a_login_that_waits_too_long_for_a_hashing_slot_gets_503() -> None
         *(patient.hash("x-S3cure") for _ in range(40)), return_exceptions=True))
     hasher.close()
     patient.close()
+
+
+async def test_no_hash_for_a_client_that_has_gone() -> None:
+    """A login whose client closed the connection while it queued gets no hash (503, unread): under
+    overload the queue is mostly such logins, and hashing them delays the ones still waiting."""
+    import asyncio
+    import time
+
+    hasher = PasswordHasher(memory_kib=8192, time_cost=2, workers=1, queue_limit=1000, max_wait=0)
+    stored = await hasher.hash("S3cure-pass")
+    calls: list[str] = []
+    real = hasher._verify_sync
+
+    def counted(stored_: str | None, secret: str) -> tuple[bool, bool]:
+        calls.append(secret)
+        return real(stored_, secret)
+
+    hasher._verify_sync = counted  # type: ignore[method-assign]
+
+    async def left() -> bool:
+        return True
+
+    async def here() -> bool:
+        return False
+
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(hasher.verify(stored, f"gone-{i}", gone=left) for i in range(40)),
+        hasher.verify(stored, "S3cure-pass", gone=here),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, AuthError) and r.status == 503 and r.detail == "client_gone" for r in results[:40])
+    assert results[40] == (True, False)
+    assert calls == ["S3cure-pass"]  # forty hashes skipped: the one still waited for ran at once
+    assert time.perf_counter() - started < 2.0
+    hasher.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -189,3 +190,6 @@ class RequestContext:
     locale: str = "en"
     surface: str = ""
     request_id: str | None = None
+    # True once the client has closed the connection: expensive work (a password hash) for a
+    # request nobody will read is skipped (core/passwords.py).
+    gone: Callable[[], Awaitable[bool]] | None = field(default=None, compare=False, repr=False)

@@ -15,6 +15,7 @@ import os
 import random
 import string
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +28,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from authgate.core.errors import AuthError, ErrorCode, invalid
+
+Gone = Callable[[], Awaitable[bool]] | None
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
@@ -105,7 +108,7 @@ class PasswordHasher:
         # Computed on a hashing thread, so start-up does not wait for it.
         self._dummy = self._pool.submit(self._argon.hash, os.urandom(16).hex())
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn, *args, gone: Gone = None):  # type: ignore[no-untyped-def]
         if self._pending >= self._queue_limit:
             raise AuthError(ErrorCode.OVERLOADED)
         if self._gate is None:
@@ -120,18 +123,24 @@ class PasswordHasher:
             except TimeoutError:
                 raise AuthError(ErrorCode.OVERLOADED) from None
             try:
+                # A client that gave up while its login queued (a timeout, a retry) gets no hash:
+                # under overload the queue is mostly such requests, and hashing for them only
+                # delays the ones still waiting. Nobody reads this answer.
+                if gone is not None and await gone():
+                    raise AuthError(ErrorCode.OVERLOADED, detail="client_gone")
                 return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
             finally:
                 self._gate.release()
         finally:
             self._pending -= 1
 
-    async def hash(self, secret: str) -> str:
-        return await self._run(self._argon.hash, secret)  # type: ignore[no-any-return]
+    async def hash(self, secret: str, *, gone: Gone = None) -> str:
+        """``gone`` (RequestContext.gone): skip the hash, with 503, if the client has left."""
+        return await self._run(self._argon.hash, secret, gone=gone)  # type: ignore[no-any-return]
 
-    async def verify(self, stored: str | None, secret: str) -> tuple[bool, bool]:
+    async def verify(self, stored: str | None, secret: str, *, gone: Gone = None) -> tuple[bool, bool]:
         """(matches, needs_rehash). ``stored`` None runs a dummy verification of equal cost."""
-        return await self._run(self._verify_sync, stored, secret)  # type: ignore[no-any-return]
+        return await self._run(self._verify_sync, stored, secret, gone=gone)  # type: ignore[no-any-return]
 
     def _verify_sync(self, stored: str | None, secret: str) -> tuple[bool, bool]:
         if stored is None:

@@ -92,6 +92,7 @@ def context(request: Request, surface: str) -> RequestContext:
         locale=locale_of(request),
         surface=surface,
         request_id=request.headers.get("x-request-id"),
+        gone=request.is_disconnected,
     )
 
 

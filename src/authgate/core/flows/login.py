@@ -49,7 +49,7 @@ async def check_password(
     if len(password) > MAX_PASSWORD_INPUT:
         ok, rehash = False, False
     else:
-        ok, rehash = await core.hasher.verify(stored, password)
+        ok, rehash = await core.hasher.verify(stored, password, gone=ctx.gone)
     now = datetime.now(UTC)
     if user is None or user.deleted_at is not None:
         await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)

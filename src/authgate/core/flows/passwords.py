@@ -60,7 +60,7 @@ async def set_first_password(
         password = generated = generate_password(core.policy)
     else:
         core.policy.check(password, field)
-    digest = await core.hasher.hash(password)
+    digest = await core.hasher.hash(password, gone=ctx.gone)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user_id, for_update=True)
         if fresh is None:
@@ -88,7 +88,7 @@ async def reset_password(
     Returns how many sessions were revoked.
     """
     core.policy.check(password, field)
-    digest = await core.hasher.hash(password)
+    digest = await core.hasher.hash(password, gone=ctx.gone)
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)
         if user is None:

@@ -27,7 +27,7 @@ def check_pin_shape(pin: str, field: str = "pin") -> None:
 async def set_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, field: str = "pin") -> None:
     """Set or replace the PIN; this also lifts a PIN lock."""
     check_pin_shape(pin, field)
-    digest = await core.hasher.hash(pin)
+    digest = await core.hasher.hash(pin, gone=ctx.gone)
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)
         if user is None:

@@ -32,7 +32,7 @@ async def signup_with_password(
     chosen = None if derive else clean_username(username or "", "username")
     phone_e164 = parse_phone(phone, core.settings.default_region, "metadata.phone-number") if phone else None
     core.policy.check(password, "password")
-    password_hash = await core.hasher.hash(password)
+    password_hash = await core.hasher.hash(password, gone=ctx.gone)
     user = new_user(
         core,
         chosen or "",
