@@ -52,6 +52,14 @@ _LIVE_USERS = select(USERS).where(USERS.c.deleted_at.is_(None))
 _USER_BY_ID = _LIVE_USERS.where(USERS.c.id == bindparam("p_id"))
 _USER_BY_ID_FOR_UPDATE = _USER_BY_ID.with_for_update()
 _USER_BY_USERNAME = _LIVE_USERS.where(USERS.c.username_norm == bindparam("p_norm"))
+_USER_BY_EMAIL = _LIVE_USERS.where(USERS.c.email_norm == bindparam("p_email"))
+_USER_BY_PHONE = _LIVE_USERS.where(USERS.c.phone == bindparam("p_phone"))
+_INSERT_USER = insert(USERS)
+_UPDATE_USER = update(USERS).where(USERS.c.id == bindparam("p_id"))
+_ADD_FAILED_LOGIN = (
+    update(USERS).where(USERS.c.id == bindparam("p_id")).values(failed_logins=USERS.c.failed_logins + 1)
+)
+_FAILED_LOGINS = select(USERS.c.failed_logins).where(USERS.c.id == bindparam("p_id"))
 _INSERT_SESSION = insert(SESSIONS)
 _SESSION_BY_ID = select(SESSIONS).where(SESSIONS.c.id == bindparam("p_id"))
 _SESSION_BY_REFRESH = select(SESSIONS).where(
@@ -201,10 +209,10 @@ class Users:
         )
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self._one(self._live().where(UserRow.email_norm == email.lower()))
+        return await self._one(_USER_BY_EMAIL, {"p_email": email.lower()})
 
     async def get_by_phone(self, phone: str) -> User | None:
-        return await self._one(self._live().where(UserRow.phone == phone))
+        return await self._one(_USER_BY_PHONE, {"p_phone": phone})
 
     async def get_any(self, user_id: int) -> User | None:
         """Including soft-deleted users (admin views)."""
@@ -216,42 +224,41 @@ class Users:
         )
         return bool((await self.s.execute(stmt)).scalar())
 
-    def _fill(self, row: UserRow, user: User) -> None:
-        _copy_into(row, user)
-        row.username_norm = normalise_username(user.username)
-        row.email_norm = user.email.lower() if user.email else None
+    @staticmethod
+    def _values(user: User) -> dict[str, Any]:
+        values = _column_values(USERS, user)
+        values["username_norm"] = normalise_username(user.username)
+        values["email_norm"] = user.email.lower() if user.email else None
+        return values
 
     async def create(self, user: User) -> User:
         self.touched.add(user.id)
-        row = UserRow()
-        self._fill(row, user)
         try:
-            async with self.s.begin_nested():
-                self.s.add(row)
-                await self.s.flush()
+            async with self.s.begin_nested():  # a conflict undoes this insert only
+                await self.s.execute(_INSERT_USER, self._values(user))
         except IntegrityError as exc:
             raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_conflict_field(exc)) from None
         return user
 
     async def save(self, user: User) -> User:
+        """Write every column of ``user`` (read in this transaction, usually ``for_update``)."""
         self.touched.add(user.id)
-        row = await self.s.get(UserRow, user.id)
-        if row is None:
-            raise AuthError(ErrorCode.USER_NOT_FOUND)
-        self._fill(row, user)
+        values = self._values(user)
+        del values["id"]
+        values["p_id"] = user.id
         try:
             async with self.s.begin_nested():
-                await self.s.flush()
+                result = await self.s.execute(_UPDATE_USER, values)
         except IntegrityError as exc:
             raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_conflict_field(exc)) from None
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise AuthError(ErrorCode.USER_NOT_FOUND)
         return user
 
     async def add_failed_login(self, user_id: int) -> int:
         self.touched.add(user_id)
-        await self.s.execute(
-            update(UserRow).where(UserRow.id == user_id).values(failed_logins=UserRow.failed_logins + 1)
-        )
-        value = (await self.s.execute(select(UserRow.failed_logins).where(UserRow.id == user_id))).scalar()
+        await self.s.execute(_ADD_FAILED_LOGIN, {"p_id": user_id})
+        value = (await self.s.execute(_FAILED_LOGINS, {"p_id": user_id})).scalar()
         return int(value or 0)
 
     async def list(self, search: str | None, limit: int, after_id: int | None) -> Sequence[User]:
