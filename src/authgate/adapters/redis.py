@@ -3,6 +3,8 @@ same counters, nonces and one-time marks. Imported only when Redis is configured
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 from limits.aio.storage import RedisStorage
 from redis.exceptions import RedisError
@@ -24,14 +26,53 @@ def redis_limiter(url: str, timeout: float = 1.0) -> LimitsRateLimiter:
 
 
 class RedisCache:
+    """Set-if-absent with expiry (app-signature nonces, one-time marks), shared by every node.
+
+    Adds are pipelined: those made while a round trip is in flight (or in the same turn of the
+    event loop) go to Redis together in the next one, each still its own ``SET NX EX``. Under load
+    a node sends one round trip per batch instead of one per request (the nonce's round trip was
+    ~12 % of a signed request's time); alone, an add costs one round trip as before.
+    """
+
     def __init__(self, url: str, timeout: float = 1.0) -> None:
         self.client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._pending: list[tuple[str, int, asyncio.Future[bool]]] = []
+        self._sending: asyncio.Task[None] | None = None
 
     async def add(self, key: str, ttl_seconds: int) -> bool:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._pending.append((f"authgate:{key}", ttl_seconds, future))
+        if self._sending is None:
+            self._sending = loop.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        batch: list[tuple[str, int, asyncio.Future[bool]]] = []
         try:
-            return bool(await self.client.set(f"authgate:{key}", b"1", nx=True, ex=ttl_seconds))
-        except (RedisError, OSError) as exc:
-            raise unavailable(exc) from exc
+            while self._pending:
+                await asyncio.sleep(0)  # let the rest of this loop turn's requests join the batch
+                batch, self._pending = self._pending, []
+                try:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for key, ttl, _ in batch:
+                            pipe.set(key, b"1", nx=True, ex=ttl)
+                        results = await pipe.execute()
+                except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, none hangs
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(unavailable(exc) if isinstance(exc, (RedisError, OSError)) else exc)
+                    continue
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(bool(result))
+        except asyncio.CancelledError:  # closing: nobody waits forever
+            for _, _, future in batch + self._pending:
+                future.cancel()
+            self._pending = []
+            raise
+        finally:
+            self._sending = None
 
     async def ping(self) -> None:
         try:
@@ -40,4 +81,7 @@ class RedisCache:
             raise unavailable(exc) from exc
 
     async def close(self) -> None:
+        if self._sending is not None:
+            self._sending.cancel()
+            await asyncio.gather(self._sending, return_exceptions=True)
         await self.client.aclose()
