@@ -208,6 +208,9 @@ def _bad_tokens(m: Minter) -> dict[str, str]:
         "no auth_time": m.token("u", auth_time=DROP),
         "no exp": m.token("u", exp=DROP),
         "no iat": m.token("u", iat=DROP),
+        "exp as a string": m.token("u", exp=str(now + 3540)),
+        "exp as true": m.token("u", exp=True),
+        "iat as a string": m.token("u", iat=str(now - 60)),
         "empty sub": m.token("u", sub=""),
         "blank sub": m.token("u", sub="   "),
         "sub over 128": m.token("u", sub="x" * 129),
@@ -222,7 +225,7 @@ BAD_NAMES = [
     "signed by another key", "alg HS256", "alg none", "alg RS512", "kid not served", "no kid",
     "another project's aud", "aud as a list", "another project's iss", "iss of another issuer",
     "expired", "issued in the future", "authenticated in the future", "no auth_time", "no exp",
-    "no iat", "empty sub", "blank sub", "sub over 128", "sub not a string", "garbage", "empty", "oversized",
+    "no iat", "exp as a string", "exp as true", "iat as a string", "empty sub", "blank sub", "sub over 128", "sub not a string", "garbage", "empty", "oversized",
 ]
 
 

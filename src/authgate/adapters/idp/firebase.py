@@ -147,6 +147,11 @@ class FirebaseVerifier:
 
     def _identity(self, claims: dict[str, Any]) -> dict[str, Any]:
         now = time.time()
+        # PyJWT checks that exp is in the future but takes a numeric string for it ("1999999999");
+        # a JWT's exp is a NumericDate (RFC 7519), as Firebase always sends it.
+        exp = claims.get("exp")
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise invalid_token()
         # PyJWT checks exp (and iat's type); Google also requires iat and auth_time in the past.
         for name in ("iat", "auth_time"):
             value = claims.get(name)
