@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from starlette.responses import JSONResponse, Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
@@ -58,7 +58,16 @@ def render(err: AuthError, locale: str, path: str = "") -> Response:
     body: dict[str, Any] = {"statusCode": status, "error": _PHRASES.get(status, "Error"), "message": msg}
     if err.field and err.kind in (Kind.INVALID, Kind.CONFLICT, Kind.BAD_REQUEST):
         body["field"] = err.field
-    return with_retry_after(JSONResponse(body, status_code=status), err)
+    response = JSONResponse(body, status_code=status)
+    if status == 401:
+        # RFC 9110 §15.5.2 / RFC 6750 §3: every 401 names its scheme; a refused token says why.
+        value = "Bearer"
+        if err.code in (ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_MISSING):
+            value = 'Bearer error="invalid_token"'
+            if err.code is ErrorCode.TOKEN_EXPIRED:
+                value += ', error_description="The access token expired"'
+        response.headers["WWW-Authenticate"] = value
+    return with_retry_after(response, err)
 
 
 SPEC = SurfaceSpec("sync", ("/api/auth/login", "/api/users", "/api/admin"), render)
@@ -67,16 +76,21 @@ SPEC = SurfaceSpec("sync", ("/api/auth/login", "/api/users", "/api/admin"), rend
 # --- schemas (seed 002's field names) -------------------------------------------------------------
 class WithPassword(BaseModel):
     emailOrUsername: str = Field(max_length=320)  # noqa: N815
-    password: str = Field(max_length=4096)
+    # No length cap here: CONTRACT §1 makes an over-long password a failed login (401), not an
+    # error; the login flow refuses one over 1024 characters without hashing it, and the body
+    # limit (64 KiB) bounds it.
+    password: str
 
 
 class LoginBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = Field(max_length=32)
-    clientId: str | None = Field(default=None, max_length=128)  # noqa: N815
-    clientSecret: str | None = Field(default=None, max_length=256)  # noqa: N815
+    # Over-long client credentials and refresh tokens are wrong ones (401 "Invalid client" /
+    # "Invalid refresh token"), refused by length in core without a lookup.
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
     withPassword: WithPassword | None = None  # noqa: N815
-    refreshToken: str | None = Field(default=None, max_length=512)  # noqa: N815
+    refreshToken: str | None = None  # noqa: N815
 
 
 class UserBody(BaseModel):
@@ -87,13 +101,14 @@ class UserBody(BaseModel):
     username: str | None = Field(default=None, max_length=64)
     email: str | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=1024)
-    emailVerified: bool | None = None  # noqa: N815
+    # StrictBool: "yes", "1" or "false" (a string) are 422, not silently taken as booleans.
+    emailVerified: StrictBool | None = None  # noqa: N815
     phoneNumber: str | None = Field(default=None, max_length=32)  # noqa: N815
     firstName: str | None = Field(default=None, max_length=100)  # noqa: N815
     lastName: str | None = Field(default=None, max_length=100)  # noqa: N815
     locale: str | None = Field(default=None, max_length=16)
     roles: list[str] | None = Field(default=None, max_length=8)
-    isActive: bool | None = None  # noqa: N815
+    isActive: StrictBool | None = None  # noqa: N815
     avatar: str | None = Field(default=None, max_length=2048)
     birthday: str | None = Field(default=None, max_length=10)
     gender: str | None = Field(default=None, max_length=32)
@@ -171,9 +186,19 @@ async def actor_of(request: Request) -> sync.Actor:
 Caller = Annotated[sync.Actor, Depends(actor_of)]
 
 
+def _blank_is_absent(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# CONTRACT §5 writes the list as ``?search=&limit=&cursor=``: an empty ``limit`` is the default one.
+Limit = Annotated[int | None, BeforeValidator(_blank_is_absent), Query()]
+DEFAULT_LIMIT = 50
+NO_STORE = {"Cache-Control": "no-store"}  # token responses are never cached (RFC 6749 §5.1)
+
+
 # --- endpoints -------------------------------------------------------------------------------------
 @router.post("/api/auth/login")
-async def login_(body: LoginBody, request: Request) -> dict[str, Any]:
+async def login_(body: LoginBody, request: Request) -> JSONResponse:
     """Seed 002's login: ``password``, ``refreshToken`` or ``clientCredentials``."""
     core = core_of(request)
     grant = await sync.token(
@@ -192,7 +217,7 @@ async def login_(body: LoginBody, request: Request) -> dict[str, Any]:
     out.update({"tokenType": "Bearer", "expiresIn": grant.expires_in})
     if grant.user is not None:
         out["user"] = user_json(grant.user)
-    return out
+    return JSONResponse(out, headers=NO_STORE)
 
 
 @router.put("/api/users")
@@ -211,10 +236,12 @@ async def list_users(
     request: Request,
     actor: Caller,
     search: Annotated[str | None, Query(max_length=320)] = None,
-    limit: Annotated[int, Query()] = 50,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    users, next_cursor = await sync.list_users(core_of(request), actor, search, limit, cursor)
+    users, next_cursor = await sync.list_users(
+        core_of(request), actor, search, DEFAULT_LIMIT if limit is None else limit, cursor
+    )
     return {"items": [user_json(u) for u in users], "nextCursor": next_cursor}
 
 
@@ -244,7 +271,7 @@ async def audit_log(
     type: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query()] = 50,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The audit log, newest first, filtered by user, event type and time."""
@@ -255,7 +282,7 @@ async def audit_log(
         type=type,
         since=_utc(since),
         until=_utc(until),
-        limit=limit,
+        limit=DEFAULT_LIMIT if limit is None else limit,
         cursor=cursor,
     )
     return {"items": [event_json(e) for e in events], "nextCursor": next_cursor}
