@@ -1,6 +1,6 @@
-"""Sync surface against CONTRACT §1/§5 and seed 002, as an outside client would test it: over-long
-secrets at the token endpoint, strict booleans, the list query as the contract writes it, and the
-headers of token responses and 401s."""
+"""Sync surface against CONTRACT §1/§5 and seed 002, as an outside client would test it: the seed's
+body as printed, over-long secrets at the token endpoint, strict booleans, the list query as the
+contract writes it, and the headers of token responses and 401s."""
 
 from __future__ import annotations
 
@@ -20,6 +20,28 @@ async def s(make_harness: Any) -> Harness:
 @pytest.fixture
 async def pub(make_harness: Any) -> Harness:
     return await harness(make_harness, internal=False)
+
+
+# --- seed 002 step 2, verbatim ---------------------------------------------------------------------
+async def test_seed_body_with_its_stray_quote_gives_the_seed_response(s: Harness) -> None:
+    body = {
+        "username": "cersei.lannister",
+        "email": "cersei-lannister@gmail.com'",  # as the seed prints it
+        "password": "C3rs3i#L4nnist3r",
+        "emailVerified": True,
+    }
+    r = await s.client.put("/api/users/", json=body, headers=SYS)
+    assert r.status_code == 200, r.text
+    assert r.json()["email"] == "cersei-lannister@gmail.com" and r.json()["emailVerified"] is True
+    # step 3: the address the seed's response shows logs in
+    login = password_login(s.seed_client, "cersei-lannister@gmail.com", "C3rs3i#L4nnist3r")  # type: ignore[attr-defined]
+    assert (await s.client.post("/api/auth/login", json=login)).status_code == 200
+
+
+@pytest.mark.parametrize("email", ["'", "\"'\"", "not-an-email'", "'a@b'", "'ce rsei@gmail.com'"])
+async def test_quotes_do_not_rescue_an_invalid_email(s: Harness, email: str) -> None:
+    assert envelope(await put(s, {"username": "ok.name", "email": email}), 422)["field"] == "email"
+    assert await user_count(s) == 0
 
 
 # --- POST /api/auth/login --------------------------------------------------------------------------

@@ -201,8 +201,9 @@ def _bool(data: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def parse_payload(core: Core, data: Any) -> SyncInput:
-    """Validate a user record in the PUT /api/users shape; 422 naming the first bad field."""
+def parse_payload(core: Core, data: Any, *, seed_quotes: bool = False) -> SyncInput:
+    """Validate a user record in the PUT /api/users shape; 422 naming the first bad field.
+    ``seed_quotes`` (PUT /api/users) drops stray quotes around an email, as seed 002 sends one."""
     if not isinstance(data, Mapping):
         raise invalid("body", "must be a JSON object")
     out = SyncInput()
@@ -212,7 +213,7 @@ def parse_payload(core: Core, data: Any) -> SyncInput:
         v["username"] = clean_username(_text(data, "username", 64) or "", "username")
     if "email" in data:
         email = _text(data, "email", 320)
-        v["email"] = normalise_email(email, "email") if email else None
+        v["email"] = (_sync_email(email) if seed_quotes else normalise_email(email, "email")) if email else None
     if "phoneNumber" in data:
         phone = _text(data, "phoneNumber", 32)
         v["phone"] = parse_phone(phone, region, "phoneNumber") if phone else None
@@ -252,6 +253,24 @@ def parse_payload(core: Core, data: Any) -> SyncInput:
             raise invalid("password", "must be a string")
         out.password, out.password_is_hash = password, _classify_password(core, password)
     return out
+
+
+_QUOTES = "'\"`"
+
+
+def _sync_email(value: str) -> str:
+    """Validate an email sent to PUT /api/users. Seed 002's request sends
+    ``"cersei-lannister@gmail.com'"`` (a stray quote) and its 200 response shows the account as
+    ``cersei-lannister@gmail.com``: quotes around an address that is invalid with them are
+    dropped. An address valid as sent is kept as sent; one invalid without its quotes is 422.
+    (``authgate users import`` stays strict: a file with such lines is reported, not guessed at.)"""
+    try:
+        return normalise_email(value, "email")
+    except AuthError:
+        bare = value.strip(_QUOTES).strip()
+        if not bare or bare == value:
+            raise
+        return normalise_email(bare, "email")
 
 
 def _birthday(value: str | None) -> str | None:
@@ -467,7 +486,7 @@ async def _update(
 async def upsert(core: Core, ctx: RequestContext, actor: Actor, data: Any) -> tuple[User, bool]:
     """PUT /api/users: validate, hash a plain password off the transaction, then write in ONE
     transaction (lookup, create or update, audit, session revocation); nothing is written on error."""
-    inp = parse_payload(core, data)
+    inp = parse_payload(core, data, seed_quotes=True)
     prepared = None
     if inp.password is not None and not inp.password_is_hash:
         async with core.store.transaction(write=False) as tx:
