@@ -3,6 +3,10 @@
 PostgreSQL and Redis come from AUTHGATE_TEST_DATABASE_URL / AUTHGATE_TEST_REDIS_URL (``make test``
 sets them when the machine's services answer). Outside CI a test that needs them skips with the
 reason; under CI=true it fails instead.
+
+Each test run works in a PostgreSQL database of its own (``<name>_run<pid>``, created next to the
+configured one and dropped at the end), because tests empty their tables between cases: two runs
+sharing one database (two checkouts, a CI run beside a developer's) would empty each other's.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from authgate.storage.migrate import upgrade
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("AUTHGATE_TEST_DATABASE_URL")
+_PG_BASE_URL = PG_URL
 REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL")
 
 
@@ -36,6 +41,38 @@ def need(value: str | None, what: str) -> str:
     if CI:
         pytest.fail(f"{what} is required under CI=true but is not configured")
     pytest.skip(f"{what} not configured (set it, or run `make test` with the service up)")
+
+
+async def _pg_admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    base, _, _ = url.rpartition("/")
+    conn = await asyncpg.connect("postgresql://" + base.split("://", 1)[1] + "/postgres")
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the run at a PostgreSQL database of its own (see the module's docstring)."""
+    global PG_URL
+    if not _PG_BASE_URL or hasattr(config, "workerinput"):
+        return
+    base, _, name = _PG_BASE_URL.partition("?")[0].rpartition("/")
+    own = f"{name}_run{os.getpid()}"
+    asyncio.run(_pg_admin(_PG_BASE_URL, f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+    asyncio.run(_pg_admin(_PG_BASE_URL, f'CREATE DATABASE "{own}"'))
+    PG_URL = f"{base}/{own}"
+    os.environ["AUTHGATE_TEST_DATABASE_URL"] = PG_URL
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if PG_URL and PG_URL != _PG_BASE_URL:
+        try:
+            asyncio.run(_pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{PG_URL.rpartition("/")[2]}" WITH (FORCE)'))
+        except Exception:  # noqa: BLE001 - the server may be gone; a leftover database is harmless
+            pass
 
 
 @pytest.fixture(scope="session")

@@ -313,7 +313,7 @@ def test_only_a_dedicated_database_is_wiped() -> None:
         seed.check_dedicated("postgresql+asyncpg://u@h:5432/authgate")
 
 
-# --- seeding PostgreSQL for real (its own database, test_bench, on the test server) --------------
+# --- seeding PostgreSQL for real (its own database, <run's database>_bench) ----------------------
 @pytest.mark.postgres
 async def test_copy_seeded_users_are_users_the_core_can_log_in() -> None:
     import asyncio
@@ -326,12 +326,13 @@ async def test_copy_seeded_users_are_users_the_core_can_log_in() -> None:
     from authgate.storage.migrate import upgrade
     from tests.conftest import PG_URL, need
 
-    server = need(PG_URL, "AUTHGATE_TEST_DATABASE_URL").rsplit("/", 1)[0]
-    url = f"{server}/test_bench"
+    server, _, run_db = need(PG_URL, "AUTHGATE_TEST_DATABASE_URL").rpartition("/")
+    name = f"{run_db}_bench"  # this run's own (the benchmark refuses a name without "bench")
+    url = f"{server}/{name}"
     admin = await asyncpg.connect(seed.asyncpg_dsn(f"{server}/postgres"))
     try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'test_bench'"):
-            await admin.execute("CREATE DATABASE test_bench")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     await seed.reset(url)
@@ -352,6 +353,11 @@ async def test_copy_seeded_users_are_users_the_core_can_log_in() -> None:
         assert (await core.hasher.verify(user.password_hash, seed.WRONG_PASSWORD))[0] is False
     finally:
         await container.close()
+        admin = await asyncpg.connect(seed.asyncpg_dsn(f"{server}/postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 # --- soak ----------------------------------------------------------------------------------------
