@@ -126,7 +126,7 @@ def users_import(
 
     settings = _settings()
     # Every user's audit event is in the database; one log line each would bury the summary.
-    applog.configure("warning", settings.log_json)
+    applog.configure("warning", settings.log_json, to_stderr=True)
     if file == "-":
         total, stream = None, sys.stdin
     else:
@@ -167,12 +167,19 @@ def openapi() -> None:
 
 
 def _with_core(action: Callable[[Core], Awaitable[Any]], settings: Settings | None = None) -> Any:
-    """Build the core, run ``action`` on it, close it; an AuthError becomes a one-line message."""
+    """Build the core, run ``action`` on it, close it; an AuthError becomes a one-line message.
+
+    Logs (the audit line of a created user, say) go to stderr: stdout is the one JSON object the
+    command prints (CONTRACT §8), for scripts to parse."""
+    from authgate import logging as applog
     from authgate.container import build
     from authgate.core.errors import AuthError
 
+    settings = settings or _settings()
+    applog.configure(settings.log_level, settings.log_json, to_stderr=True)
+
     async def go() -> Any:
-        container = await build(settings or _settings())
+        container = await build(settings)
         try:
             return await action(container.core)
         finally:

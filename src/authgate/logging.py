@@ -19,9 +19,12 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure(level: str = "info", json_output: bool = True, dev_console: bool = False) -> None:
+def configure(
+    level: str = "info", json_output: bool = True, dev_console: bool = False, to_stderr: bool = False
+) -> None:
+    """``to_stderr``: for the one-shot CLI commands, whose stdout is the one JSON object they print."""
     numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=numeric, force=True)
+    logging.basicConfig(format="%(message)s", stream=sys.stderr if to_stderr else sys.stdout, level=numeric, force=True)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -36,6 +39,7 @@ def configure(level: str = "info", json_output: bool = True, dev_console: bool =
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(),  # the current sys.stdout at each write
+        # Without a file: the current sys.stdout at each write (tests capture it).
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr) if to_stderr else structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )

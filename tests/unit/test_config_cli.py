@@ -81,6 +81,28 @@ def test_cli_migrate_users_clients_keys(tmp_path: Path, monkeypatch: pytest.Monk
     assert out.exit_code == 0 and json.loads(out.output.strip().splitlines()[-1])["kid"]
 
 
+def test_cli_stdout_is_one_json_object(tmp_path: Path) -> None:
+    """CONTRACT §8: a script parses the whole stdout; log lines (the user's audit event) go to stderr."""
+    import os
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "authgate")
+    env = {**os.environ, "AUTHGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+           "AUTHGATE_LOG_LEVEL": "info"}
+
+    def run(*args: str) -> dict:
+        done = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    assert run("migrate")["migrated"] is True
+    user = run("users", "create", "--username", "script.user", "--password", "S3cure-pass")
+    assert user["username"] == "script.user"
+    assert run("clients", "create", "--name", "Scripted")["clientSecret"]
+    assert run("keys", "rotate")["kid"]
+
+
 def test_cli_openapi_covers_the_surfaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTHGATE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
     out = CliRunner().invoke(cli, ["openapi"])
