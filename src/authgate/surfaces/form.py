@@ -7,10 +7,12 @@ carry ``x-csrf-token`` (from ``GET /api/auth/csrf-token``); the header cannot be
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
@@ -73,11 +75,27 @@ class SignupBody(BaseModel):
     password: str = Field(max_length=1024)
     dont_login: bool = Field(default=False, alias="dont-login")
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str | None) -> str | None:
+        # Control characters are never part of a name, and PostgreSQL cannot store NUL at all.
+        if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
 
 class LoginBody(BaseModel):
     username: str | None = Field(default=None, max_length=320)
     email: str | None = Field(default=None, max_length=320)
     password: str = Field(max_length=4096)
+
+    @field_validator("username", "email")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # No account has a NUL in its name, and PostgreSQL refuses one even in a lookup.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL")
+        return value
 
 
 class EmailBody(BaseModel):
@@ -95,9 +113,22 @@ class VerificationTarget(BaseModel):
     verification_status: Literal["email", "phone"] = Field(alias="verification-status")
 
 
+_OTP_TEXT = re.compile(r"[0-9]{4,8}")
+
+
 class OtpUpdateBody(BaseModel):
-    otp: Annotated[int, Field(ge=0, le=99_999_999)] | Annotated[str, Field(pattern=r"^\d{4,8}$")]
+    otp: int | str  # the seed sends a string; a number is accepted (leading zeros restored)
     user: VerificationTarget
+
+    @field_validator("otp", mode="before")
+    @classmethod
+    def _otp_digits(cls, value: Any) -> Any:
+        # One check for both shapes, so an error names ``otp`` (not ``otp.constrained-int``).
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 99_999_999:
+            return value
+        if isinstance(value, str) and _OTP_TEXT.fullmatch(value):
+            return value
+        raise ValueError("must be 4-8 digits")
 
 
 # --- rendering ---------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ async def signup_with_password(
 
     A username equal to the email (seed 003's sample) means "derive one from the email".
     """
+    # A 409 tells the caller the address or username has an account (CONTRACT §1: rate limited
+    # per IP): conflicts count against the account-check budget; successful signups do not.
+    limit = core.settings.limit_account_check
+    await core.guard.check("signup_conflict", ctx.ip or "", limit)
     email_norm = normalise_email(email, "email")
     derive = not username or username.strip().lower() == email.strip().lower()
     chosen = None if derive else clean_username(username or "", "username")
@@ -43,20 +47,27 @@ async def signup_with_password(
         auth_provider=AuthProvider.PASSWORD.value,
         locale=ctx.locale,
     )
-    async with core.store.transaction() as tx:
-        if await tx.users.get_by_email(email_norm):
-            raise AuthError(ErrorCode.USER_EXISTS, field="email")
-        try:
-            if chosen:
-                await tx.users.create(user)
-            else:
-                await insert_with_free_username(tx, user, email_norm)
-        except AuthError as exc:
-            if exc.code is ErrorCode.IDENTIFIER_TAKEN:
-                raise AuthError(ErrorCode.USER_EXISTS, field=exc.field) from None
-            raise
-        await audit.record(tx, Event.USER_CREATED, ctx, user.id, method="password")
-        issued = await core.sessions.start(tx, user, ctx) if start_session else None
-        if issued:
-            await audit.record(tx, Event.LOGIN_SUCCEEDED, ctx, user.id, method="signup", session=issued.session.id)
+    try:
+        async with core.store.transaction() as tx:
+            if await tx.users.get_by_email(email_norm):
+                raise AuthError(ErrorCode.USER_EXISTS, field="email")
+            try:
+                if chosen:
+                    await tx.users.create(user)
+                else:
+                    await insert_with_free_username(tx, user, email_norm)
+            except AuthError as exc:
+                if exc.code is ErrorCode.IDENTIFIER_TAKEN:
+                    raise AuthError(ErrorCode.USER_EXISTS, field=exc.field) from None
+                raise
+            await audit.record(tx, Event.USER_CREATED, ctx, user.id, method="password")
+            issued = await core.sessions.start(tx, user, ctx) if start_session else None
+            if issued:
+                await audit.record(
+                    tx, Event.LOGIN_SUCCEEDED, ctx, user.id, method="signup", session=issued.session.id
+                )
+    except AuthError as exc:
+        if exc.code is ErrorCode.USER_EXISTS:
+            await core.guard.count("signup_conflict", ctx.ip or "", limit)
+        raise
     return user, issued

@@ -6,6 +6,7 @@ when the link is sent and when it is opened: no open redirect.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
@@ -17,6 +18,9 @@ from authgate.core.model import RequestContext, User
 from authgate.core.service import Core
 
 PURPOSE = "verify_email"
+# "<secret id>.<secret>", both URL-safe base64: anything else (a NUL, which PostgreSQL refuses even
+# in a lookup, or any other byte) is an invalid link, never a database error.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def origin_of(url: str) -> str | None:
@@ -92,7 +96,7 @@ async def send_link_to(
 async def open_link(core: Core, ctx: RequestContext, token: str, redirect_url: str | None) -> str | None:
     """Use a verification token: mark the email verified; return where to redirect, if anywhere."""
     redirect = check_redirect(core, redirect_url)
-    if not token or token.count(".") != 1 or len(token) > 200:
+    if len(token) > 200 or not _TOKEN_SHAPE.fullmatch(token):
         raise AuthError(ErrorCode.VERIFICATION_INVALID)
     secret_id, secret = token.split(".")
     try:
