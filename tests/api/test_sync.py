@@ -567,3 +567,13 @@ async def test_failed_client_checks_are_rate_limited(make_harness: Any) -> None:
         envelope(await h.client.post("/api/auth/login", json=bad), 401, "Invalid client")
     r = await h.client.post("/api/auth/login", json=bad)
     assert envelope(r, 429)["error"] == "Too Many Requests" and int(r.headers["retry-after"]) > 0
+
+
+async def test_405_allow_names_every_method_served_at_the_path(h: Harness) -> None:
+    """RFC 9110 §15.5.6; Starlette named only the first route matching the path."""
+    r = await h.client.patch("/api/users", json={})
+    assert r.status_code == 405 and r.json()["statusCode"] == 405
+    assert set(r.headers["allow"].split(", ")) >= {"GET", "PUT"}
+    r = await h.client.put("/api/users/123", json={})
+    assert r.status_code == 405
+    assert set(r.headers["allow"].split(", ")) >= {"GET", "DELETE"}

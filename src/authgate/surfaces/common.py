@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authgate.core.errors import AuthError, ErrorCode
@@ -128,6 +129,16 @@ def validation_to_auth(exc: RequestValidationError) -> AuthError:
     return AuthError(ErrorCode.INVALID_FIELD, field=field, detail=str(first.get("msg", "invalid")))
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6). Starlette's 405 names only
+    the first route whose path matches: ``PATCH /api/users`` said ``PUT`` although GET works too."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: Any, surfaces: Surfaces) -> None:
     def render(request: Request, err: AuthError) -> Response:
         spec = surfaces.for_path(request.url.path)
@@ -154,8 +165,8 @@ def install_error_handlers(app: Any, surfaces: Surfaces) -> None:
         else:
             err = AuthError(ErrorCode.INTERNAL)
         response = render(request, err)
-        if exc.headers and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request) or (exc.headers or {}).get("Allow", "")
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
