@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
@@ -80,7 +81,7 @@ class SignupBody(BaseModel):
     def _printable_name(cls, value: str | None) -> str | None:
         # Control characters are never part of a name, and PostgreSQL cannot store NUL at all.
         if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ValueError("must not contain control characters")
+            raise PydanticCustomError("control_characters", "must not contain control characters")
         return value
 
 
@@ -94,7 +95,7 @@ class LoginBody(BaseModel):
     def _no_nul(cls, value: str | None) -> str | None:
         # No account has a NUL in its name, and PostgreSQL refuses one even in a lookup.
         if value is not None and "\x00" in value:
-            raise ValueError("must not contain NUL")
+            raise PydanticCustomError("nul_character", "must not contain NUL")
         return value
 
 
@@ -128,7 +129,7 @@ class OtpUpdateBody(BaseModel):
             return value
         if isinstance(value, str) and _OTP_TEXT.fullmatch(value):
             return value
-        raise ValueError("must be 4-8 digits")
+        raise PydanticCustomError("otp_digits", "must be 4-8 digits")
 
 
 # --- rendering ---------------------------------------------------------------------------------
