@@ -63,6 +63,13 @@ def tokens(issued: Issued) -> dict[str, Any]:
 
 
 # --- schemas (seed 001's DTOs and field names) -----------------------------------------------------
+def _not_bool(value: Any) -> Any:
+    """JSON ``true``/``false`` is not one of the seed's numbered values (pydantic would read it as 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    return value
+
+
 class CheckAccountBody(BaseModel):
     loginID: str = Field(max_length=320, description="Login email, phone or username.")  # noqa: N815
 
@@ -77,6 +84,8 @@ class LoginBody(BaseModel):
     deviceToken: str = Field(max_length=4096, description="1-255 characters.")  # noqa: N815
     deviceType: int | None = Field(default=None, description="0 IOS, 1 ANDROID, 2 ANDROID OTHER.")  # noqa: N815
 
+    _device_type = field_validator("deviceType", mode="before")(_not_bool)
+
 
 class OtpBody(BaseModel):
     nature: Nature = Field(description="1 LOGIN, 2 SIGNUP, 3 RESET_PASSWORD, 4 UPDATE_EMAIL, 5 UPDATE_PHONE.")
@@ -86,12 +95,16 @@ class OtpBody(BaseModel):
         description="0 for an email or phone loginID; 1 (its email) or 2 (its phone) for a username.",
     )
 
+    _numbered = field_validator("nature", "sendType", mode="before")(_not_bool)
+
 
 class OtpVerifyBody(BaseModel):
     otp: int | str = Field(description="The code, as an integer (or a string of digits).")
     otpToken: str = Field(max_length=4096)  # noqa: N815
     deviceToken: str | None = Field(default=None, max_length=4096)  # noqa: N815
     deviceType: int | None = None  # noqa: N815
+
+    _device_type = field_validator("deviceType", mode="before")(_not_bool)
 
     @field_validator("otp", mode="before")
     @classmethod
@@ -114,6 +127,8 @@ class ResetPasswordBody(BaseModel):
 class DeviceTokenBody(BaseModel):
     deviceToken: str = Field(max_length=4096, description="1-255 characters.")  # noqa: N815
     deviceType: int | None = Field(default=None, description="0 IOS, 1 ANDROID, 2 ANDROID OTHER.")  # noqa: N815
+
+    _device_type = field_validator("deviceType", mode="before")(_not_bool)
 
 
 class PinBody(BaseModel):

@@ -64,13 +64,16 @@ async def check_code(
     code: str,
     purpose: str,
     identifier: str | None = None,
+    user_id: int | None = None,
 ) -> OneTimeSecret:
+    """Consume the code; a wrong one is audited as ``otp.failed`` against ``user_id``, the account
+    the code was sent for (CONTRACT §1: every OTP failure is logged with its user)."""
     try:
         row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
     except AuthError as exc:
         if exc.code is ErrorCode.OTP_INVALID:
             async with core.store.transaction() as tx:
-                await audit.record(tx, Event.OTP_FAILED, ctx, None, purpose=purpose)
+                await audit.record(tx, Event.OTP_FAILED, ctx, user_id, purpose=purpose)
         raise
     async with core.store.transaction() as tx:
         await audit.record(tx, Event.OTP_VERIFIED, ctx, row.user_id, purpose=purpose)
@@ -133,7 +136,15 @@ async def confirm_channel(core: Core, ctx: RequestContext, user_id: int, code: s
     sent_through = (row.channel or "").split("+")
     if ("email" if channel == "email" else "sms") not in sent_through:
         raise AuthError(ErrorCode.OTP_INVALID)
-    await check_code(core, ctx, secret_id=row.id, code=code, purpose=CHANNEL_PURPOSE, identifier=identifier)
+    await check_code(
+        core,
+        ctx,
+        secret_id=row.id,
+        code=code,
+        purpose=CHANNEL_PURPOSE,
+        identifier=identifier,
+        user_id=user_id,
+    )
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)
         if user is None:

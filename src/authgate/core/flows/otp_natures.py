@@ -9,6 +9,13 @@ endpoint's, then the code (single use, 5 tries, expiry: core/otp.py), and comple
 Decisions (docs/surface-app.md): natures 1 and 3 for an unknown account answer 404
 ``account_not_found`` as account check does; nature 2 for an existing one 409 ``user_exists``;
 natures 4 and 5 answer 409 ``identifier_taken`` when another account holds the new address.
+
+Those answers reveal whether an account exists, so (CONTRACT §1: rate limits per IP on every
+endpoint that reveals it) they are counted per IP against a budget the size of account check's
+(60 a minute), under a rule of their own; an IP that has used it up gets 429 before any lookup.
+Only revealing answers count, so ordinary sends are limited by the per-address rules alone. Wrong
+codes are counted per IP as well (every endpoint that checks a secret), against a budget the size
+of the failed-login one (100 an hour), on top of the 5 tries per code.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ class SendType(IntEnum):
 
 
 EMAIL, SMS = "email", "sms"
+LOOKUP_RULE = "otp_lookup_ip"  # answers that reveal whether an account exists, per IP
+FAILED_CODE_RULE = "failed_otp_ip"  # wrong codes, per IP
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ async def request_otp(
     """Send a code for ``nature`` and return its otpToken. ``user_id`` is the Bearer's (natures 4, 5)."""
     if nature.needs_session and user_id is None:
         raise AuthError(ErrorCode.TOKEN_MISSING)
+    ip = ctx.ip or ""
+    await core.guard.check(LOOKUP_RULE, ip, core.settings.limit_account_check)
     login = classify(login_id, core.settings.default_region, field)
     if login.kind is AccountType.USERNAME and send_type is SendType.NONE:
         raise invalid("sendType", "must be 1 (email) or 2 (phone) for a username loginID")
@@ -117,18 +128,25 @@ async def request_otp(
         if login.kind is not wanted:
             raise invalid(field, "must be an email" if wanted is AccountType.EMAIL else "must be a phone number")
         if owner is not None and owner.id != user_id:
+            await _revealed(core, ip)
             raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_address_field(login.kind))
         address, target = login.value, user_id
     elif nature is Nature.SIGNUP:
         if login.kind is AccountType.USERNAME:
             raise invalid(field, "an email or phone number is required to sign up")
         if owner is not None:
+            await _revealed(core, ip)
             raise AuthError(ErrorCode.USER_EXISTS, field=_address_field(login.kind))
         address, target = login.value, None
     else:
         if owner is None:
+            await _revealed(core, ip)
             raise AuthError(ErrorCode.ACCOUNT_NOT_FOUND)
-        address, target = _address_of(owner, login, send_type), owner.id
+        try:
+            address, target = _address_of(owner, login, send_type), owner.id
+        except AuthError:  # "the account has no email/phone" tells that it exists
+            await _revealed(core, ip)
+            raise
     channel = EMAIL if _is_email(login, send_type) else SMS
     row = await codes.send_code(
         core,
@@ -150,6 +168,11 @@ async def request_otp(
         expiry=row.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     return OtpTicket(token, row.expires_at, channel)
+
+
+async def _revealed(core: Core, ip: str) -> None:
+    """Count an answer that told whether an account exists against the IP's lookup budget."""
+    await core.guard.count(LOOKUP_RULE, ip, core.settings.limit_account_check)
 
 
 def _is_email(login: LoginId, send_type: SendType) -> bool:
@@ -188,6 +211,8 @@ async def verify_otp(
     code = normalise_code(core, otp)
     if nature.needs_session and user_id is None:
         raise AuthError(ErrorCode.TOKEN_MISSING)
+    ip = ctx.ip or ""
+    await core.guard.check(FAILED_CODE_RULE, ip, core.settings.limit_failed_login)
     claims = await core.tokens.verify(otp_token, TokenType.OTP)
     if claims.raw.get("nature") != int(nature) or isinstance(claims.raw.get("nature"), bool):
         raise AuthError(ErrorCode.OTP_NATURE_MISMATCH)
@@ -201,14 +226,20 @@ async def verify_otp(
         if pending.user_id != user_id:
             raise AuthError(ErrorCode.OTP_TOKEN_INVALID)
         await _ensure_free(core, pending, user_id)
-    row = await codes.check_code(
-        core,
-        ctx,
-        secret_id=secret_id,
-        code=code,
-        purpose=nature.purpose,
-        identifier=pending.identifier if pending else None,
-    )
+    try:
+        row = await codes.check_code(
+            core,
+            ctx,
+            secret_id=secret_id,
+            code=code,
+            purpose=nature.purpose,
+            identifier=pending.identifier if pending else None,
+            user_id=pending.user_id if pending else None,
+        )
+    except AuthError as exc:
+        if exc.code is ErrorCode.OTP_INVALID:
+            await core.guard.count(FAILED_CODE_RULE, ip, core.settings.limit_failed_login)
+        raise
     if nature is Nature.SIGNUP:
         return await _signup(core, ctx, row, device_token, device_type)
     if nature.needs_session:
