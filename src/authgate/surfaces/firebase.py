@@ -49,6 +49,7 @@ STATUS_NAMES = {
 VALIDATION_FAILED = "Validation failed"
 INACTIVE = "Account is inactive or locked"
 PHONE_TAKEN = "This phone number is already in use by another account"
+OTP_FORMAT = "OTP must be 4 to 8 digits"  # as core/flows/onboarding.py words it
 # Seed 004's wording for a missing or blank required field.
 REQUIRED = {
     "firebaseToken": "Firebase token is required",
@@ -89,7 +90,8 @@ def _field_message(err: AuthError, locale: str) -> str:
 def render(err: AuthError, locale: str, path: str = "") -> Response:
     status = err.status
     if err.kind is Kind.INVALID:
-        field = err.field or "body"
+        # The body's own field, not pydantic's path inside it ("interests.1", "otp.int").
+        field = (err.field or "body").split(".", 1)[0]
         return envelope(status, VALIDATION_FAILED, {field: _field_message(err, locale)})
     if err.code in (ErrorCode.ACCOUNT_INACTIVE, ErrorCode.ACCOUNT_LOCKED):
         msg = INACTIVE
@@ -122,7 +124,7 @@ class PhoneBody(BaseModel):
 
 class PhoneVerifyBody(BaseModel):
     phoneNumber: str | None = None
-    otp: int | str | None = None
+    otp: Any = None  # a string or an integer of digits; checked in the route (true is not 1)
 
 
 class PreferencesBody(BaseModel):
@@ -253,7 +255,10 @@ async def verify_phone(request: Request, body: Annotated[PhoneVerifyBody | None,
     body = body or PhoneVerifyBody()
     phone = required(body.phoneNumber, "phoneNumber")
     core = core_of(request)
-    otp = str(body.otp).zfill(core.settings.otp_length) if isinstance(body.otp, int) else body.otp
+    raw = body.otp
+    if isinstance(raw, bool) or not isinstance(raw, int | str | None):
+        raise AuthError(ErrorCode.INVALID_FIELD, field="otp", detail=OTP_FORMAT)
+    otp = str(raw).zfill(core.settings.otp_length) if isinstance(raw, int) else raw
     code = required(otp, "otp")
     updated = await onboarding.verify_phone(core, context(request, SURFACE), user.id, phone, code)
     return ok("Phone number verified successfully", progress_json(updated))

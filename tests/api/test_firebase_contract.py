@@ -1,0 +1,71 @@
+"""Firebase surface (seed 004) against the seed's samples and CONTRACT §1/§7: cases found in an audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.api.test_firebase import (  # noqa: F401  (fixtures)
+    AUTH,
+    PHONE,
+    authenticate,
+    bearer,
+    certs,
+    envelope_of,
+    fh,
+    minter,
+    set_user,
+    sms_code,
+)
+from tests.conftest import Harness
+from tests.unit.test_firebase_verify import Minter
+
+
+async def test_refresh_works_again_once_a_lockout_is_over(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-lock"))
+    minutes = fh.core.settings.lockout_minutes
+    # locked by failed passwords on another surface, long enough ago that the lockout is over
+    await set_user(fh, data["user"]["id"], is_locked=True, locked_at=datetime.now(UTC) - timedelta(minutes=minutes + 1))
+    r = await fh.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    assert envelope_of(r, 200, "OK", "Token refreshed successfully")["user"]["id"] == data["user"]["id"]
+    async with fh.core.store.transaction(write=False) as tx:
+        user = await tx.users.get(int(data["user"]["id"]))
+        unlocked = await tx.audit.list(user_id=int(data["user"]["id"]), type="account.unlocked")
+    assert user is not None and user.is_locked is False and user.locked_at is None
+    assert len(unlocked) == 1
+    # a lockout still running is still refused
+    await set_user(fh, data["user"]["id"], is_locked=True, locked_at=datetime.now(UTC))
+    r = await fh.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    assert envelope_of(r, 401, "UNAUTHORIZED", "Account is inactive or locked") == "Account is inactive or locked"
+
+
+@pytest.mark.parametrize("otp", [12.5, True, ["1234"], {"code": "1234"}])
+async def test_an_otp_of_the_wrong_type_is_422_naming_otp(fh: Harness, minter: Minter, otp: Any) -> None:
+    auth = bearer(await authenticate(fh, minter.token()))
+    r = await fh.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    assert r.status_code == 200
+    r = await fh.client.post("/api/v1/auth/phone/verify", headers=auth, json={"phoneNumber": PHONE, "otp": otp})
+    assert envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed") == {"otp": "OTP must be 4 to 8 digits"}
+
+
+async def test_an_otp_sent_as_a_number_still_verifies(fh: Harness, minter: Minter) -> None:
+    auth = bearer(await authenticate(fh, minter.token()))
+    await fh.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    r = await fh.client.post("/api/v1/auth/phone/verify", headers=auth,
+                             json={"phoneNumber": PHONE, "otp": int(sms_code(fh))})
+    assert envelope_of(r, 200, "OK", "Phone number verified successfully")["user"]["isPhoneVerified"] is True
+
+
+async def test_a_bad_list_item_names_the_field_itself(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token())
+    await set_user(fh, data["user"]["id"], onboarding="PENDING_PREFERENCES")
+    r = await fh.client.put("/api/v1/users/me/preferences", headers=bearer(data),
+                            json={"preferredLanguage": "en", "interests": ["music", 5]})
+    assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["interests"]
+
+
+async def test_validation_names_the_top_level_field_on_authenticate(fh: Harness) -> None:
+    r = await fh.client.post(AUTH, json={"firebaseToken": {"nested": 1}})
+    assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["firebaseToken"]
