@@ -95,7 +95,7 @@ async def test_first_sign_in_creates_the_user_exactly_as_the_seed_shows(fhdb: Ha
     assert user | {"id": None, "createdAt": None} == {
         "id": None,
         "email": "john.doe@gmail.com",
-        "username": "john.doe",
+        "username": "johndoe",
         "phoneNumber": None,
         "fullName": "John Doe",
         "profilePhotoUrl": "https://lh3.googleusercontent.com/a/photo.jpg",

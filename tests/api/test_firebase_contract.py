@@ -23,6 +23,19 @@ from tests.conftest import Harness
 from tests.unit.test_firebase_verify import Minter
 
 
+async def test_the_username_is_the_seeds_johndoe(fh: Harness, minter: Minter) -> None:
+    # seed 004's sample: john.doe@gmail.com signs in for the first time → "username": "johndoe"
+    data = await authenticate(fh, minter.token("uid-seed", email="john.doe@gmail.com"))
+    assert data["user"]["username"] == "johndoe"
+    other = await authenticate(fh, minter.token("uid-seed-2", email="john_doe@example.com"))
+    assert other["user"]["username"] != "johndoe" and other["user"]["username"].startswith("johndoe")
+
+
+async def test_a_username_without_letters_in_the_email_falls_back_to_the_name(fh: Harness, minter: Minter) -> None:
+    data = await authenticate(fh, minter.token("uid-dots", email="_-_@example.com", name="Ada Lovelace"))
+    assert data["user"]["username"].startswith("AdaLovelace")
+
+
 async def test_refresh_works_again_once_a_lockout_is_over(fh: Harness, minter: Minter) -> None:
     data = await authenticate(fh, minter.token("uid-lock"))
     minutes = fh.core.settings.lockout_minutes

@@ -19,6 +19,7 @@ Then a session is started. Inactive or locked accounts are refused (``account_in
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -187,10 +188,21 @@ async def _resolve(
         roles=[Role.USER.value],
         created_by=f"{IDENTITY_PROVIDER}:{identity.provider.lower()}",
     )
-    await insert_with_free_username(tx, user, identity.email or identity.name or "user")
+    await insert_with_free_username(tx, user, username_seed(identity))
     await tx.identities.create(_identity_row(identity, user.id))
     await audit.record(tx, Event.USER_CREATED, ctx, user.id, method=IDENTITY_PROVIDER, provider=identity.provider)
     return user, True, False
+
+
+def username_seed(identity: FederatedIdentity) -> str:
+    """What the new user's username is derived from: the email's local part with only its letters
+    and digits, as seed 004 shows (john.doe@gmail.com → ``johndoe``); else the name, else "user"."""
+    if identity.email:
+        local = unicodedata.normalize("NFKC", identity.email.split("@", 1)[0])
+        letters = "".join(ch for ch in local if ch.isalnum())
+        if letters:
+            return letters
+    return identity.name or "user"
 
 
 def _identity_row(identity: FederatedIdentity, user_id: int) -> ExternalIdentity:
