@@ -79,7 +79,9 @@ def run(
 ) -> Soak:
     """``command(script, args, seconds)`` builds the wrk command line (Runner.command)."""
     soak = Soak(warm)
-    while soak.requests < total:
+    # Past N responses, one more chunk when the baseline is still the last sample (a fast server
+    # can pass both the baseline and N in its first chunk): growth needs a sample after it.
+    while soak.requests < total or soak.growth is None:
         res = wrk.run(command("mix.lua", [token], chunk_s), chunk_s)
         if res.requests == 0:
             raise RuntimeError("soak: a chunk completed no request (is the server up?)")

@@ -399,6 +399,18 @@ def test_soak_without_a_sample_past_the_baseline_has_no_growth() -> None:
     assert s.growth is None  # the baseline is the last sample: nothing after it to compare
 
 
+def test_soak_runs_a_chunk_past_the_baseline_when_the_first_passes_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast server can serve N (and the baseline) in the first chunk: growth needs one more."""
+    from bench import soak
+
+    chunks = iter([_chunk(3006), _chunk(2990), _chunk(1)])
+    monkeypatch.setattr(soak.wrk, "run", lambda cmd, seconds: next(chunks))
+    monkeypatch.setattr(soak, "rss_mib", lambda pid: 125.0)
+    s = soak.run(lambda script, args, seconds: ["wrk"], pid=1, token="t", total=3000, warm=1000,
+                 chunk_s=1.0, log=lambda _: None)
+    assert [n for n, _ in s.samples] == [3006, 5996] and s.growth == 0.0
+
+
 def test_soak_counts_unexpected_answers_and_socket_errors() -> None:
     from bench.soak import Soak
 
