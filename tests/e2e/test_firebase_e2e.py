@@ -42,7 +42,7 @@ def test_the_seed_story(tmp_path: Path) -> None:
             auth = data_of(r, "Authentication successful")
             assert isinstance(auth, dict)
             assert auth["onboarding"] == {"isComplete": False, "currentStep": "PENDING_PHONE_VERIFICATION"}
-            assert auth["user"]["username"] == "e2e.john" and auth["user"]["authProvider"] == "GOOGLE"
+            assert auth["user"]["username"] == "e2ejohn" and auth["user"]["authProvider"] == "GOOGLE"
             headers = {"Authorization": f"Bearer {auth['accessToken']}"}
 
             data_of(c.post(f"{base}/auth/phone/send-otp", headers=headers, json={"phoneNumber": PHONE}),
