@@ -157,6 +157,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _urls_follow_the_listener(self) -> Settings:
+        """Unset, the issuer and the base of verification links are where this server listens
+        (``AUTHGATE_PORT=9000`` alone must not mail links to :8000). Never taken from a request's
+        Host header, which a client chooses."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        here = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        if "issuer" not in self.model_fields_set:
+            self.issuer = here
+        if "public_url" not in self.model_fields_set:
+            self.public_url = here
+        return self
+
+    @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
         if self.env != "production":
             return self

@@ -105,13 +105,20 @@ async def test_names_with_ordinary_unicode_are_kept(h: Harness) -> None:
     assert r.status_code == 201 and r.json()["user"]["name"] == "Zoë 陳 O'Brien-Smith"
 
 
-async def test_discovery_points_at_this_server_when_no_public_url_is_set(h: Harness) -> None:
-    h.settings.__pydantic_fields_set__.discard("public_url")
-    assert "public_url" not in h.core.settings.model_fields_set
-    r = await h.client.get("http://auth.example.test:18101/.well-known/openid-configuration")
-    body = r.json()
-    assert body["jwks_uri"] == "http://auth.example.test:18101/.well-known/jwks.json"
-    assert body["issuer"] == h.settings.issuer  # what the tokens carry, unchanged
+def test_unset_urls_follow_the_listener_not_a_request() -> None:
+    """AUTHGATE_PORT=18101 alone: links, discovery and the issuer say :18101, not the default :8000."""
+    from authgate.config import Settings
+
+    s = Settings(_env_file=None, port=18101)  # type: ignore[call-arg]
+    assert s.issuer == s.public_url == "http://127.0.0.1:18101"
+    s = Settings(_env_file=None, host="0.0.0.0", port=9000, public_url="https://id.example.com")  # type: ignore[call-arg]
+    assert (s.issuer, s.public_url) == ("http://127.0.0.1:9000", "https://id.example.com")
+
+
+async def test_discovery_ignores_the_host_header(h: Harness) -> None:
+    body = (await h.client.get("http://evil.example/.well-known/openid-configuration")).json()
+    assert body["jwks_uri"] == f"{h.settings.public_url}/.well-known/jwks.json"
+    assert body["issuer"] == h.settings.issuer
 
 
 async def test_discovery_uses_the_configured_public_url(make_harness) -> None:

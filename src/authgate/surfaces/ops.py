@@ -58,12 +58,7 @@ async def jwks(request: Request) -> JSONResponse:
 @router.get("/.well-known/openid-configuration")
 async def openid_configuration(request: Request) -> dict[str, object]:
     settings = core_of(request).settings
-    # AUTHGATE_PUBLIC_URL when it is set; otherwise where this request reached us, so jwks_uri
-    # and token_endpoint work on any AUTHGATE_HOST/PORT, not only the default 127.0.0.1:8000.
-    if "public_url" in settings.model_fields_set:
-        base = settings.public_url.rstrip("/")
-    else:
-        base = str(request.base_url).rstrip("/")
+    base = settings.public_url.rstrip("/")  # unset, where this server listens (config.py)
     return {
         "issuer": settings.issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
