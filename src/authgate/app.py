@@ -133,6 +133,10 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        # `/app/auth/login/` is an unknown path (404 in the surface's envelope), not a 307 to
+        # `/app/auth/login`; the documented trailing-slash paths (seed 002's `PUT /api/users/`)
+        # are routes of their own.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.internal = internal

@@ -162,6 +162,8 @@ def install_error_handlers(app: Any, surfaces: Surfaces) -> None:
             err = AuthError(ErrorCode.METHOD_NOT_ALLOWED)
         elif exc.status_code == 400:
             err = AuthError(ErrorCode.MALFORMED_JSON)
+        elif exc.status_code == 413:
+            err = AuthError(ErrorCode.BODY_TOO_LARGE)
         else:
             err = AuthError(ErrorCode.INTERNAL)
         response = render(request, err)
@@ -231,7 +233,9 @@ class BodyLimit:
             if message_["type"] == "http.request":
                 seen += len(message_.get("body", b""))
                 if seen > limit:
-                    raise AuthError(ErrorCode.BODY_TOO_LARGE)
+                    # An HTTPException, not an AuthError: FastAPI turns any other error raised while
+                    # it reads the body into a 400 (a chunked 70 KB body was "Malformed JSON").
+                    raise StarletteHTTPException(413)
             return message_
 
         await self.app(scope, counting_receive, send)
