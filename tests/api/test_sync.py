@@ -577,3 +577,28 @@ async def test_405_allow_names_every_method_served_at_the_path(h: Harness) -> No
     r = await h.client.put("/api/users/123", json={})
     assert r.status_code == 405
     assert set(r.headers["allow"].split(", ")) >= {"GET", "DELETE"}
+
+
+async def test_refresh_works_again_once_a_lockout_is_over(make_harness: Any) -> None:
+    """CONTRACT §1: an account is locked for 15 minutes; a refresh after that works (it was refused
+    until the next password login)."""
+    s = await harness(make_harness, internal=True, lockout_threshold=3)
+    user = (await put(s, {"username": "bran", "password": "Thr33-eyed-raven"})).json()
+    c = s.seed_client  # type: ignore[attr-defined]
+    first = (await s.client.post("/api/auth/login", json=password_login(c, "bran", "Thr33-eyed-raven"))).json()
+    for _ in range(3):
+        await s.client.post("/api/auth/login", json=password_login(c, "bran", "wrong-one"))
+    refresh = {"type": "refreshToken", **c, "refreshToken": first["refreshToken"]}
+    envelope(await s.client.post("/api/auth/login", json=refresh), 401)  # the lockout is running
+    async with s.core.store.transaction() as tx:
+        row = await tx.users.get(int(user["id"]), for_update=True)
+        assert row is not None and row.is_locked
+        row.locked_at = datetime.now(UTC) - timedelta(minutes=s.core.settings.lockout_minutes, seconds=1)
+        await tx.users.save(row)
+    r = await s.client.post("/api/auth/login", json=refresh)
+    assert r.status_code == 200, r.text
+    assert (await s.core.sessions.authenticate(r.json()["accessToken"])).user_id == int(user["id"])
+    r = await s.client.get(f"/api/users/{user['id']}", headers=SYS)
+    assert r.json()["isLocked"] is False and r.json()["lockedAt"] is None
+    events = (await s.client.get("/api/admin/audit", params={"type": "account.unlocked"}, headers=SYS)).json()["items"]
+    assert [e["userId"] for e in events] == [user["id"]]

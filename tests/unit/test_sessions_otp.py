@@ -9,7 +9,7 @@ import pytest
 
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows.users import new_user
-from authgate.core.model import RequestContext, TokenType
+from authgate.core.model import RequestContext, TokenType, User
 from tests.conftest import Harness
 
 CTX = RequestContext(ip="198.51.100.1", user_agent="pytest", surface="test")
@@ -104,6 +104,48 @@ async def test_expired_refresh_token(h: Harness) -> None:
     with pytest.raises(AuthError) as err:
         await h.core.sessions.refresh(issued.refresh_token)
     assert err.value.code is ErrorCode.REFRESH_EXPIRED
+
+
+async def set_lock(h: Harness, user_id: int, locked_at: datetime | None) -> None:
+    async with h.core.store.transaction() as tx:
+        row = await tx.users.get(user_id, for_update=True)
+        row.is_locked, row.locked_at, row.failed_logins = True, locked_at, 10
+        await tx.users.save(row)
+
+
+async def test_refresh_honours_the_lockout_and_lifts_it_once_it_has_run_out(hdb: Harness) -> None:
+    """CONTRACT §1: locked for 15 minutes, not until the next password login."""
+    user = await make_user(hdb)
+    issued = await start(hdb, user)
+    minutes = hdb.core.settings.lockout_minutes
+    # a lockout that is still running, or one set by hand without a time, refuses the refresh
+    for locked_at in (datetime.now(UTC) - timedelta(minutes=minutes - 1), None):
+        await set_lock(hdb, user.id, locked_at)
+        with pytest.raises(AuthError) as err:
+            await hdb.core.sessions.refresh(issued.refresh_token)
+        assert err.value.code is ErrorCode.ACCOUNT_INACTIVE
+    # once it has run out the refresh works and lifts the lock, as a password login would
+    await set_lock(hdb, user.id, datetime.now(UTC) - timedelta(minutes=minutes, seconds=1))
+    refreshed, again = await hdb.core.sessions.refresh(issued.refresh_token, CTX)
+    assert refreshed.is_locked is False
+    assert (await hdb.core.sessions.authenticate(again.access_token)).user_id == user.id
+    async with hdb.core.store.transaction(write=False) as tx:
+        row = await tx.users.get(user.id)
+        unlocked = await tx.audit.list(user_id=user.id, type="account.unlocked")
+    assert row.is_locked is False and row.locked_at is None and row.failed_logins == 0
+    assert [(e.detail, e.ip) for e in unlocked] == [({"reason": "expired"}, CTX.ip)]
+
+
+def test_one_lockout_rule_for_logins_and_refreshes() -> None:
+    from authgate.core import sessions
+    from authgate.core.flows import login
+
+    assert login.lock_active is sessions.lock_active
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    user = User(id=1, guid="", username="u", is_locked=True, locked_at=at)
+    assert sessions.lock_in_force(user, at + timedelta(minutes=15) - timedelta(microseconds=1), 15)
+    assert not sessions.lock_in_force(user, at + timedelta(minutes=15), 15)
+    assert sessions.lock_in_force(user, at + timedelta(minutes=59), 60)
 
 
 async def test_otp_single_use_tries_and_burn(hdb: Harness) -> None:

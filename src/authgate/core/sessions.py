@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,6 +25,27 @@ from authgate.core.model import Role, Session, SessionScope, TokenType, User
 from authgate.core.model import RequestContext as Ctx
 from authgate.core.ports import Store, Tx
 from authgate.core.tokens import Claims, TokenService
+
+if TYPE_CHECKING:
+    from authgate.core.service import Core
+
+# What container.py passes from AUTHGATE_LOCKOUT_MINUTES; the settings' default (CONTRACT §1: 15).
+DEFAULT_LOCKOUT_MINUTES = 15
+
+
+def lock_in_force(user: User, now: datetime, lockout_minutes: int) -> bool:
+    """Whether ``user``'s lockout still holds at ``now``. A lock lasts ``lockout_minutes`` from
+    ``locked_at``; a lock without a time (set by hand) holds until it is lifted."""
+    if not user.is_locked:
+        return False
+    if user.locked_at is None:
+        return True
+    return now < user.locked_at + timedelta(minutes=lockout_minutes)
+
+
+def lock_active(core: Core, user: User, now: datetime) -> bool:
+    """``lock_in_force`` with the configured lockout (AUTHGATE_LOCKOUT_MINUTES)."""
+    return lock_in_force(user, now, core.settings.lockout_minutes)
 
 
 @dataclass
@@ -65,6 +86,7 @@ class SessionService:
         rotation: bool,
         grace_seconds: int,
         cache_seconds: float,
+        lockout_minutes: int = DEFAULT_LOCKOUT_MINUTES,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -75,6 +97,7 @@ class SessionService:
         self.rotation = rotation
         self.grace = timedelta(seconds=grace_seconds)
         self.cache_seconds = cache_seconds
+        self.lockout_minutes = lockout_minutes
         self._status: dict[str, tuple[bool, float]] = {}
         self._flights = SingleFlight()
 
@@ -131,8 +154,11 @@ class SessionService:
         return token, self.access_ttl
 
     # --- refresh ---------------------------------------------------------------------------------
-    async def refresh(self, refresh_token: str) -> tuple[User, Issued]:
+    async def refresh(self, refresh_token: str, ctx: Ctx | None = None) -> tuple[User, Issued]:
         """Exchange a refresh token for a new access token (and, with rotation, a new refresh token).
+
+        A locked account is refused only while its lockout lasts (``lock_in_force``); a lock that
+        has run out is cleared here, as a password login clears it (audit ``account.unlocked``).
 
         With rotation, presenting the previous token within the grace window returns the pair
         already minted for it (parallel tabs, retries); after the window it is a replay and the
@@ -152,10 +178,16 @@ class SessionService:
             if session.expires_at <= now:
                 raise AuthError(ErrorCode.REFRESH_EXPIRED)
             user = await tx.users.get(session.user_id)
+            if user is not None and user.is_locked:  # settle the lock under the row's lock
+                user = await tx.users.get(session.user_id, for_update=True)
             if user is None:
                 raise AuthError(ErrorCode.REFRESH_INVALID)
-            if not user.is_active or user.is_locked:
+            if not user.is_active or lock_in_force(user, now, self.lockout_minutes):
                 raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
+            if user.is_locked:  # the lockout has run out: lift it, as a password login does
+                user.is_locked, user.locked_at, user.failed_logins = False, None, 0
+                await tx.users.save(user)
+                await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
             if session.refresh_hash != digest:  # the previous token of a rotated session
                 grace = session.rotated_at is not None and now - session.rotated_at <= self.grace
                 cached = self._grace_pair(session) if grace else None

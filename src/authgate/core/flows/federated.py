@@ -26,16 +26,14 @@ from typing import Any
 
 from authgate.core import audit
 from authgate.core.audit import Event
-from authgate.core.crypto import sha256_hex
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.core.flows.login import lock_active
 from authgate.core.flows.onboarding import DEFAULT_LANGUAGE, check_language
 from authgate.core.flows.users import insert_with_free_username, new_user
 from authgate.core.identifiers import normalise_email
 from authgate.core.model import AuthProvider, ExternalIdentity, Onboarding, RequestContext, Role, User
 from authgate.core.ports import Tx
 from authgate.core.service import Core
-from authgate.core.sessions import Issued
+from authgate.core.sessions import Issued, lock_active
 
 IDENTITY_PROVIDER = "firebase"
 MAX_DEVICE_INFO = 255
@@ -238,31 +236,8 @@ async def refresh_tokens(core: Core, ctx: RequestContext, refresh_token: str) ->
     limit = core.settings.limit_failed_login
     await core.guard.check("failed_login_ip", ctx.ip or "", limit)
     try:
-        try:
-            user, issued = await core.sessions.refresh(refresh_token)
-        except AuthError as exc:
-            # core.sessions.refresh refuses any account flagged locked, even once the lockout
-            # (AUTHGATE_LOCKOUT_MINUTES) is over, which only a password login would clear; a
-            # Firebase user never logs in with a password. Clear a lock that has run out, as a
-            # password login does, and try once more.
-            if exc.code is not ErrorCode.ACCOUNT_INACTIVE or not await _clear_expired_lock(core, ctx, refresh_token):
-                raise
-            user, issued = await core.sessions.refresh(refresh_token)
+        return await core.sessions.refresh(refresh_token, ctx)
     except AuthError as exc:
         if exc.code is ErrorCode.REFRESH_INVALID:
             await core.guard.count("failed_login_ip", ctx.ip or "", limit)
         raise
-    return user, issued
-
-
-async def _clear_expired_lock(core: Core, ctx: RequestContext, refresh_token: str) -> bool:
-    """Unlock the account behind ``refresh_token`` if its lockout has expired; True if it did."""
-    async with core.store.transaction() as tx:
-        session = await tx.sessions.get_by_refresh_hash(sha256_hex(refresh_token))
-        user = await tx.users.get(session.user_id, for_update=True) if session is not None else None
-        if user is None or not user.is_active or not user.is_locked or lock_active(core, user, datetime.now(UTC)):
-            return False
-        user.is_locked, user.locked_at, user.failed_logins = False, None, 0
-        await tx.users.save(user)
-        await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
-    return True

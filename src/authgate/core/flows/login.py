@@ -8,7 +8,7 @@ user row, so every spelling of the account (username, email, phone, any case) sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from authgate.core import audit
 from authgate.core.audit import Event
@@ -18,6 +18,7 @@ from authgate.core.identifiers import classify
 from authgate.core.model import RequestContext, User
 from authgate.core.service import Core
 from authgate.core.sessions import Issued
+from authgate.core.sessions import lock_active as lock_active  # moved to core/sessions.py; re-exported
 
 MAX_PASSWORD_INPUT = 1024  # longer input is a failed login, never hashed at length
 
@@ -26,14 +27,6 @@ MAX_PASSWORD_INPUT = 1024  # longer input is a failed login, never hashed at len
 class LoginResult:
     user: User
     issued: Issued | None
-
-
-def lock_active(core: Core, user: User, now: datetime) -> bool:
-    if not user.is_locked:
-        return False
-    if user.locked_at is None:
-        return True
-    return now < user.locked_at + timedelta(minutes=core.settings.lockout_minutes)
 
 
 async def check_password(
