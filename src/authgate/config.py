@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     limit_failed_login: str = "100/hour"
     limit_otp_send_purpose: str = "1/minute"
     limit_otp_send_hourly: str = "10/hour"
+    limit_otp_send_ip: str = "30/hour"  # every code or link sent, per client IP (docs/security.md)
     limit_customer_check: str = "600/minute"
     trusted_proxies: CommaList = Field(default_factory=list)
 

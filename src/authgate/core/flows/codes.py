@@ -1,7 +1,10 @@
 """Sending and checking OTP codes, shared by the app, form and Firebase surfaces.
 
-Limits (CONTRACT §1): one send a minute per identifier and purpose, ten an hour per identifier.
-A code whose message could not be sent is burnt before the error reaches the caller.
+Limits (CONTRACT §1), all counted by ``count_send``: one send a minute per identifier and
+purpose, ten an hour per identifier, and ``AUTHGATE_LIMIT_OTP_SEND_IP`` (30 an hour) per client IP,
+so one IP cannot message address after address. Verification links (core/flows/verification.py)
+count through the same function. A code whose message could not be sent is burnt before the error
+reaches the caller.
 """
 
 from __future__ import annotations
@@ -15,6 +18,19 @@ from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.messages import otp_text
 from authgate.core.model import OneTimeSecret, RequestContext, User
 from authgate.core.service import Core
+
+
+SEND_IP_RULE = "otp_send_ip"  # every send (code or link) per client IP
+
+
+async def count_send(core: Core, ctx: RequestContext, purpose: str, identifier: str) -> None:
+    """Count one send (or a send pretended for an unknown account, which must cost the same)
+    against every send limit; 429 with Retry-After when one is used up. The IP is counted first,
+    so an IP over its budget cannot use up other people's per-address budgets."""
+    s = core.settings
+    await core.guard.hit(SEND_IP_RULE, ctx.ip or "", s.limit_otp_send_ip)
+    await core.guard.hit("otp_send", f"{purpose}:{identifier}", s.limit_otp_send_purpose)
+    await core.guard.hit("otp_send_hourly", identifier, s.limit_otp_send_hourly)
 
 
 @dataclass(frozen=True)
@@ -35,9 +51,7 @@ async def send_code(
     """Issue one code for ``purpose``/``identifier`` and send it to every destination."""
     if not destinations:
         raise AuthError(ErrorCode.NO_CHANNEL)
-    s = core.settings
-    await core.guard.hit("otp_send", f"{purpose}:{identifier}", s.limit_otp_send_purpose)
-    await core.guard.hit("otp_send_hourly", identifier, s.limit_otp_send_hourly)
+    await count_send(core, ctx, purpose, identifier)
     channel = "+".join(d.channel for d in destinations)
     async with core.store.transaction() as tx:
         row, code = await core.otp.issue(tx, purpose, identifier, user_id=user_id, channel=channel)
@@ -120,7 +134,7 @@ async def send_channel_code_to(core: Core, ctx: RequestContext, email: str, chan
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_email(email)
     if user is None:
-        await core.guard.hit("otp_send", f"{CHANNEL_PURPOSE}:{email}", core.settings.limit_otp_send_purpose)
+        await count_send(core, ctx, CHANNEL_PURPOSE, email)
         return
     await send_channel_code(core, ctx, user, channels)
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 from authgate.core import audit, ids
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.flows import codes
 from authgate.core.messages import link_text
 from authgate.core.model import RequestContext, User
 from authgate.core.service import Core
@@ -51,9 +52,7 @@ async def send_link(
     redirect = check_redirect(core, redirect_url)
     if not user.email:
         raise AuthError(ErrorCode.NO_CHANNEL, detail="email")
-    s = core.settings
-    await core.guard.hit("otp_send", f"{PURPOSE}:{user.email}", s.limit_otp_send_purpose)
-    await core.guard.hit("otp_send_hourly", user.email, s.limit_otp_send_hourly)
+    await codes.count_send(core, ctx, PURPOSE, user.email)
     async with core.store.transaction() as tx:
         secret = ids.token(24)
         row, _ = await core.otp.issue(
@@ -88,7 +87,7 @@ async def send_link_to(
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_email(email)
     if user is None:
-        await core.guard.hit("otp_send", f"{PURPOSE}:{email}", core.settings.limit_otp_send_purpose)
+        await codes.count_send(core, ctx, PURPOSE, email)
         return
     await send_link(core, ctx, user, verify_path, redirect_url)
 
