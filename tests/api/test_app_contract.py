@@ -103,3 +103,31 @@ async def test_booleans_are_not_the_seeds_numbered_values(h: Harness) -> None:
     body = {"deviceToken": "abc", "deviceType": "1"}
     r = await h.client.put(f"{BASE}/device-token", json=body, headers=auth(access))
     assert r.status_code == 200
+
+
+async def test_wrong_pins_are_limited_per_ip(make_harness: HarnessFactory) -> None:
+    h = await make_harness(limit_failed_login="3/hour")
+    await make_user(h)
+    await make_user(h, username="second", email="second@example.com", phone=None)
+    tokens = [(await login(h))["accessToken"], (await login(h, "second@example.com"))["accessToken"]]
+    for access in tokens:
+        assert (await h.client.put(f"{BASE}/pin", json={"pin": "1357"}, headers=auth(access))).status_code == 200
+    for access in (tokens[0], tokens[1], tokens[0]):  # fewer than either account's 5 tries
+        r = await h.client.post(f"{BASE}/pin/verify", json={"pin": "9999"}, headers=auth(access))
+        assert (r.status_code, r.json()) == (401, error("The PIN is wrong"))
+    for access in tokens:  # refused before the PIN is checked, even the right one, on any account
+        r = await h.client.post(f"{BASE}/pin/verify", json={"pin": "1357"}, headers=auth(access))
+        assert r.status_code == 429 and r.json()["success"] is False and r.json()["data"] is None
+        assert int(r.headers["retry-after"]) >= 1
+    # password logins keep their own budget
+    assert (await login(h))["accessToken"]
+
+
+async def test_right_pins_do_not_use_the_failure_budget(make_harness: HarnessFactory) -> None:
+    h = await make_harness(limit_failed_login="1/hour")
+    await make_user(h)
+    access = (await login(h))["accessToken"]
+    await h.client.put(f"{BASE}/pin", json={"pin": "2468"}, headers=auth(access))
+    for _ in range(3):
+        r = await h.client.post(f"{BASE}/pin/verify", json={"pin": "2468"}, headers=auth(access))
+        assert r.status_code == 200, r.text

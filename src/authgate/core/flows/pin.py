@@ -3,6 +3,11 @@
 A try is reserved (the counter raised) before the PIN is checked and given back on success, so
 parallel guesses cannot slip past the limit. The attempt that uses up the last try answers 423 at
 once; from then on every attempt answers 423, right or wrong, until the PIN is set again.
+
+Wrong PINs are also counted per client IP (CONTRACT §1: every endpoint that checks a secret),
+against a budget the size of the failed-login one (100 an hour) under a rule of their own, as wrong
+OTP codes are: the per-account lock alone lets one IP try 5 PINs on every account it holds a token
+for. An IP that has used it up gets 429 before the PIN is looked at.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from authgate.core.model import RequestContext
 from authgate.core.service import Core
 
 PIN_RE = re.compile(r"^[0-9]{4,6}$")
+FAILED_PIN_RULE = "failed_pin_ip"  # wrong PINs, per IP
 
 
 def check_pin_shape(pin: str, field: str = "pin") -> None:
@@ -42,6 +48,8 @@ async def set_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, fi
 async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, field: str = "pin") -> None:
     """Succeed or raise ``pin_invalid`` (401), ``pin_locked`` (423) or ``pin_not_set`` (409)."""
     check_pin_shape(pin, field)
+    ip = ctx.ip or ""
+    await core.guard.check(FAILED_PIN_RULE, ip, core.settings.limit_failed_login)
     limit = max(1, core.settings.pin_max_tries)
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)
@@ -68,4 +76,6 @@ async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *,
             return
         failures = user.pin_failures
         await audit.record(tx, Event.PIN_FAILED, ctx, user.id, failures=failures)
+    if not ok:
+        await core.guard.count(FAILED_PIN_RULE, ip, core.settings.limit_failed_login)
     raise AuthError(ErrorCode.PIN_LOCKED if failures >= limit else ErrorCode.PIN_INVALID)
