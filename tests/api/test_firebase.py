@@ -156,6 +156,8 @@ async def test_a_verified_email_links_to_the_existing_account(fhdb: Harness, min
     })
     assert r.status_code == 201, r.text
     existing_id = r.json()["user"]["id"]
+    form_session = {"x-qt-auth": r.headers["x-qt-auth"]}
+    await set_user(fhdb, existing_id, email_verified=True)  # the account proved its email earlier
     google = await authenticate(fhdb, minter.token("uid-g", email="Linked@Example.com"))
     apple = await authenticate(fhdb, minter.token("uid-a", "apple.com", email="linked@example.com"))
     assert google["user"]["id"] == apple["user"]["id"] == existing_id  # one user...
@@ -165,11 +167,59 @@ async def test_a_verified_email_links_to_the_existing_account(fhdb: Harness, min
     async with fhdb.core.store.transaction(write=False) as tx:
         identities = await tx.identities.for_user(int(existing_id))
         linked = await tx.audit.list(user_id=int(existing_id), type="identity.linked")
+        revoked = await tx.audit.list(user_id=int(existing_id), type="session.revoked")
     assert sorted(i.subject for i in identities) == ["uid-a", "uid-g"]  # ...two identities
-    assert len(linked) == 2
-    # the password still works on the form surface
+    assert len(linked) == 2 and revoked == []
+    # the email was verified, so the account's password and sessions were its owner's: they stay
     r = await fhdb.client.post("/api/auth/v1/login", json={"username": "linked", "password": "S3cure-pass"})
     assert r.status_code == 201
+    assert (await fhdb.client.get("/api/auth/v1/users/me", headers=form_session)).status_code == 200
+
+
+async def test_an_unverified_account_is_claimed_by_the_owner_of_the_email(fhdb: Harness, minter: Minter) -> None:
+    """The takeover: an attacker signs up with the victim's address (never verified) and a password;
+    the victim's first Google sign-in must not hand the attacker the victim's account."""
+    r = await fhdb.client.post("/api/auth/v1/signup", json={
+        "email": "victim@gmail.com", "name": "Mallory", "username": "mallory", "password": "Att4cker-pass",
+    })
+    assert r.status_code == 201, r.text
+    account_id = r.json()["user"]["id"]
+    assert r.json()["user"]["emailVerified"] is False
+    form_session = {"x-qt-auth": r.headers["x-qt-auth"]}
+    app_login = {"loginID": "mallory", "password": "Att4cker-pass", "deviceToken": "d-1"}
+    r = await fhdb.client.post("/app/auth/login", json=app_login)
+    app_access = {"Authorization": f"Bearer {r.json()['data']['accessToken']}"}
+    assert (await fhdb.client.put("/app/auth/pin", json={"pin": "4821"}, headers=app_access)).status_code == 200
+
+    victim = await authenticate(fhdb, minter.token("uid-victim", email="victim@gmail.com"))
+    assert victim["user"]["id"] == account_id and victim["user"]["isEmailVerified"] is True
+
+    # the attacker's password, PIN and sessions are gone
+    r = await fhdb.client.post("/api/auth/v1/login", json={"username": "mallory", "password": "Att4cker-pass"})
+    assert r.status_code == 401 and r.json() == {"message": "Invalid username/password"}
+    assert (await fhdb.client.post("/app/auth/login", json=app_login)).status_code == 401
+    assert (await fhdb.client.get("/api/auth/v1/users/me", headers=form_session)).status_code == 401
+    assert (await fhdb.client.get("/app/auth/info", headers=app_access)).status_code == 401
+    r = await fhdb.client.post("/app/auth/pin/verify", json={"pin": "4821"}, headers=app_access)
+    assert r.status_code == 401
+    # the owner of the email is signed in, and stays so
+    me = await fhdb.client.get("/api/v1/auth/me", headers=bearer(victim))
+    assert envelope_of(me, 200, "OK", "User retrieved successfully")["id"] == account_id
+    r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": victim["refreshToken"]})
+    assert r.status_code == 200, r.text
+    async with fhdb.core.store.transaction(write=False) as tx:
+        stored = await tx.users.get(int(account_id))
+        events = {
+            kind: [e.detail for e in await tx.audit.list(user_id=int(account_id), type=kind)]
+            for kind in ("email.verified", "password.reset", "session.revoked", "identity.linked")
+        }
+    assert stored is not None and stored.password_hash is None and stored.pin_hash is None and stored.email_verified
+    assert events == {
+        "email.verified": [{"method": "firebase", "provider": "GOOGLE", "credentials_removed": ["password", "pin"]}],
+        "password.reset": [{"reason": "email_claimed", "removed": True}],
+        "session.revoked": [{"count": 2, "reason": "email_claimed"}],
+        "identity.linked": [{"provider": "firebase", "auth_provider": "GOOGLE", "claimed_unverified": True}],
+    }
 
 
 async def test_an_unverified_email_never_takes_over_an_account(fhdb: Harness, minter: Minter) -> None:

@@ -6,7 +6,10 @@ user here. Resolution order:
 
 1. a known (provider, subject) → its user;
 2. else a live user with the same email, when the provider says the email is verified → linked
-   (the user now has one more identity; audit ``identity.linked``);
+   (the user now has one more identity; audit ``identity.linked``). If the account had never
+   verified that email, whoever set its password may not own the address: as Firebase does, its
+   password and PIN are removed and its sessions revoked (``_claim_unverified_account``); an
+   account whose email was verified keeps them;
 3. else a live user with the same email but an UNVERIFIED email claim → 409
    ``federated_email_conflict``: anyone can create a Firebase email/password account for an address
    they do not own, so an unverified claim never takes over (nor shadows) an existing account;
@@ -167,10 +170,14 @@ async def _resolve(
         user = await tx.users.get(existing.id, for_update=True) or existing
         _check_usable(core, user)
         await tx.identities.create(_identity_row(identity, user.id))
+        claimed = not user.email_verified
+        if claimed:
+            await _claim_unverified_account(core, tx, ctx, user, identity)
         _refresh_profile(user, identity)
         await tx.users.save(user)
         await audit.record(
-            tx, Event.IDENTITY_LINKED, ctx, user.id, provider=IDENTITY_PROVIDER, auth_provider=identity.provider
+            tx, Event.IDENTITY_LINKED, ctx, user.id, provider=IDENTITY_PROVIDER, auth_provider=identity.provider,
+            claimed_unverified=claimed or None,
         )
         return user, False, True
     user = new_user(
@@ -190,6 +197,30 @@ async def _resolve(
     await tx.identities.create(_identity_row(identity, user.id))
     await audit.record(tx, Event.USER_CREATED, ctx, user.id, method=IDENTITY_PROVIDER, provider=identity.provider)
     return user, True, False
+
+
+async def _claim_unverified_account(
+    core: Core, tx: Tx, ctx: RequestContext, user: User, identity: FederatedIdentity
+) -> None:
+    """The provider proved the email; the account had never proved it. Whoever set the account's
+    password or PIN, or holds its sessions, may not own the address (anyone can sign up with any
+    email), so, as Firebase does when a trusted provider signs in to an unverified email/password
+    account, those credentials go: the owner of the email keeps the account, and sets a password
+    again through the usual reset if they want one. Runs inside the sign-in's transaction, before
+    its own session is started."""
+    removed = [name for name, held in (("password", user.password_hash), ("pin", user.pin_hash)) if held]
+    user.password_hash = None
+    user.pin_hash, user.pin_failures = None, 0
+    user.email_verified = True
+    revoked = await core.sessions.revoke_user(tx, user.id, "email_claimed")
+    await audit.record(
+        tx, Event.EMAIL_VERIFIED, ctx, user.id, method=IDENTITY_PROVIDER, provider=identity.provider,
+        credentials_removed=removed or None,
+    )
+    if "password" in removed:
+        await audit.record(tx, Event.PASSWORD_RESET, ctx, user.id, reason="email_claimed", removed=True)
+    if revoked:
+        await audit.record(tx, Event.SESSION_REVOKED, ctx, user.id, count=len(revoked), reason="email_claimed")
 
 
 def username_seed(identity: FederatedIdentity) -> str:
