@@ -82,3 +82,17 @@ async def test_a_bad_list_item_names_the_field_itself(fh: Harness, minter: Minte
 async def test_validation_names_the_top_level_field_on_authenticate(fh: Harness) -> None:
     r = await fh.client.post(AUTH, json={"firebaseToken": {"nested": 1}})
     assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["firebaseToken"]
+
+
+async def test_a_wrong_phone_otp_is_audited_against_the_user(fh: Harness, minter: Minter) -> None:
+    """CONTRACT §1: every OTP failure is in the audit log with its user."""
+    data = await authenticate(fh, minter.token("uid-otp-audit"))
+    auth = bearer(data)
+    r = await fh.client.post("/api/v1/auth/phone/send-otp", headers=auth, json={"phoneNumber": PHONE})
+    assert r.status_code == 200
+    wrong = "0000" if sms_code(fh) != "0000" else "1111"
+    r = await fh.client.post("/api/v1/auth/phone/verify", headers=auth, json={"phoneNumber": PHONE, "otp": wrong})
+    assert r.status_code == 401
+    async with fh.core.store.transaction(write=False) as tx:
+        failed = await tx.audit.list(type="otp.failed")
+    assert [(e.user_id, e.detail) for e in failed] == [(int(data["user"]["id"]), {"purpose": "onboarding_phone"})]

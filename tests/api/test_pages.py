@@ -473,3 +473,30 @@ async def test_admin_pages_for_missing_users_are_404(h: Harness) -> None:
     for path in ("/ui/admin/users/123", "/ui/admin/users/abc"):
         r = await h.client.get(path)
         assert r.status_code == 404 and "Page not found" in r.text
+
+
+async def test_a_wrong_login_or_reset_code_is_audited_against_its_account(h: Harness) -> None:
+    """CONTRACT §1: every OTP failure is in the audit log with its user (the pages logged none)."""
+    await signup(h)
+    async with h.core.store.transaction(write=False) as tx:
+        user = await tx.users.get_by_email("ann@example.com")
+    assert user is not None
+    h.client.cookies.clear()
+    for start, verify in (("/ui/login/code", "/ui/login/code/verify"), ("/ui/forgot", "/ui/forgot/code")):
+        page = (await h.client.get(start)).text
+        r = await h.client.post(start, data={"csrf": csrf_of(page), "login": "ann@example.com"})
+        assert r.status_code == 200
+        wrong = "0000" if h.last_code() != "0000" else "1111"
+        r2 = await h.client.post(verify, data={"csrf": csrf_of(r.text), "ticket": hidden(r.text, "ticket"), "code": wrong})
+        assert r2.status_code == 401
+    # a code page for nobody (nothing was sent) fails with no user
+    page = (await h.client.get("/ui/login/code")).text
+    r = await h.client.post("/ui/login/code", data={"csrf": csrf_of(page), "login": "ghost@example.com"})
+    r2 = await h.client.post("/ui/login/code/verify", data={"csrf": csrf_of(r.text), "ticket": hidden(r.text, "ticket"),
+                                                            "code": "1234"})
+    assert r2.status_code == 401
+    async with h.core.store.transaction(write=False) as tx:
+        failed = await tx.audit.list(type="otp.failed")
+    assert sorted((e.user_id or 0, e.detail["purpose"]) for e in failed) == [
+        (0, "ui_login"), (user.id, "ui_login"), (user.id, "ui_reset"),
+    ]

@@ -151,7 +151,9 @@ async def verify_phone(core: Core, ctx: RequestContext, user_id: int, phone_numb
     # A code sent to this phone for another user proves nothing for this one.
     if row is None or row.user_id != user.id:
         raise AuthError(ErrorCode.OTP_INVALID)
-    await codes.check_code(core, ctx, secret_id=row.id, code=otp.strip(), purpose=PHONE_PURPOSE, identifier=phone)
+    await codes.check_code(
+        core, ctx, secret_id=row.id, code=otp.strip(), purpose=PHONE_PURPOSE, identifier=phone, user_id=user.id
+    )
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:

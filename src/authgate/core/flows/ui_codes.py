@@ -87,7 +87,11 @@ async def send_account_code(
 
 
 async def _user_for_code(core: Core, ctx: RequestContext, secret_id: str, code: str, purpose: str) -> User:
-    row = await codes.check_code(core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose)
+    async with core.store.transaction(write=False) as tx:
+        pending = await tx.secrets.get(secret_id)
+    # A wrong code is audited against the account it was sent for (none for a pretended send).
+    owner = pending.user_id if pending is not None and pending.purpose == purpose else None
+    row = await codes.check_code(core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose, user_id=owner)
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get(row.user_id or 0)
     if user is None or row.identifier != f"user:{user.id}":
