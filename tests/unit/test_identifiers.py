@@ -87,3 +87,29 @@ def test_every_email_classifies_as_email(email: str) -> None:
 def test_username_base_is_always_a_valid_username(seed: str) -> None:
     stem = username_base(seed + "@x.com")
     assert clean_username(stem + "123") == stem + "123"
+
+
+@pytest.mark.parametrize("raw", ["a\x00b", "\x00", "ann\x00@example.com", "a\x1bb", "a\x7fb", "a\x85b", "6809\x008227",
+                                 "a\ud800b", " a\x00 "])
+def test_classify_refuses_control_characters_naming_the_field(raw: str) -> None:
+    """PostgreSQL refuses a NUL even in a lookup: such a login ID must never reach the database."""
+    with pytest.raises(AuthError) as caught:
+        classify(raw, "HK", "withPassword.emailOrUsername")
+    assert caught.value.status == 422 and caught.value.field == "withPassword.emailOrUsername"
+    assert caught.value.detail == "must not contain control characters"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=64))
+def test_nothing_classified_holds_a_control_character(raw: str) -> None:
+    import unicodedata
+
+    try:
+        got = classify(raw, "HK")
+    except AuthError:
+        return
+    assert not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in got.value)
+
+
+def test_whitespace_around_a_login_id_is_still_trimmed() -> None:
+    assert classify("\tOZFQkAz5\r\n", "HK").value == "ozfqkaz5"

@@ -69,13 +69,25 @@ def try_phone(raw: str, region: str) -> str | None:
         return None
 
 
+def refuse_control(value: str, field: str) -> None:
+    """422 naming ``field`` for control characters (NUL among them) and lone surrogates: no name,
+    address or number has them, and PostgreSQL refuses a NUL even in a lookup (a 500, not a 4xx)."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise invalid(field, "must not contain control characters")
+
+
 def classify(login_id: str, region: str, field: str = "loginID") -> LoginId:
-    """Contains ``@`` → email (2); parses as a phone → phone (3); otherwise username (1)."""
+    """Contains ``@`` → email (2); parses as a phone → phone (3); otherwise username (1).
+
+    Every surface's login, account lookup and code send goes through here, so input that could
+    never name an account (control characters, NUL) is refused once, before any lookup.
+    """
     raw = login_id.strip()
     if not raw:
         raise invalid(field, "must not be empty")
     if len(raw) > 320:
         raise invalid(field, "too long")
+    refuse_control(raw, field)
     if "@" in raw:
         return LoginId(AccountType.EMAIL, normalise_email(raw, field))
     phone = try_phone(raw, region)

@@ -18,6 +18,7 @@ from authgate.core.flows import logout, pin, signup, ui_account, ui_codes, verif
 from authgate.core.flows.login import password_login
 from authgate.core.flows.passwords import reset_password
 from authgate.core.i18n import match_locale
+from authgate.core.identifiers import refuse_control
 from authgate.surfaces.common import SurfaceSpec, core_of
 from authgate.web import admin
 from authgate.web.kit import (
@@ -49,7 +50,7 @@ SPEC = SurfaceSpec("pages", (PREFIX,), render_error)
 
 # The core's field names → this surface's inputs.
 SIGNUP_FIELDS = {"email": "email", "username": "username", "password": "password",
-                 "metadata.phone-number": "phone", "phone": "phone"}
+                 "metadata.phone-number": "phone", "phone": "phone", "full_name": "full_name"}
 LOGIN_FIELDS = {"login": "login", "password": "password"}
 CODE_FIELDS = {"code": "code", "otp": "code"}
 PASSWORD_FIELDS = {"password": "password", "confirm_password": "confirm_password",
@@ -117,13 +118,15 @@ async def signup_post(request: Request) -> Response:
     form = await form_of(request)
     check_csrf(request, form, await viewer(request), signed_in=False)
     ctx = ctx_of(request)
+    full_name = form.get("full_name", "").strip()[:200]
+    refuse_control(full_name, "full_name")  # a NUL would be a PostgreSQL error, not a 422
     user, issued = await signup.signup_with_password(
         core, ctx,
         email=form.get("email", ""),
         password=form.get("password", ""),
         username=form.get("username", "").strip() or None,
         phone=form.get("phone", "").strip() or None,
-        full_name=form.get("full_name", "").strip()[:200] or None,
+        full_name=full_name or None,
     )
     assert issued is not None
     sent = await ui_account.send_first_email_code(core, ctx, user)
