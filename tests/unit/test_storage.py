@@ -348,3 +348,54 @@ async def test_a_sqlite_writer_waits_for_another_process_without_blocking_the_lo
     async with store.transaction(write=False) as tx:
         assert await tx.users.get_by_username("waited.writer") is not None
         assert await tx.users.get_by_username("never.written") is None
+
+
+async def _in_transaction(tx: Any) -> bool:
+    session = getattr(tx.session, "_session", None) or tx.session
+    raw = await (await session.connection()).get_raw_connection()
+    return bool(raw.driver_connection.is_in_transaction())
+
+
+@pytest.mark.postgres
+async def test_postgres_reads_run_without_a_transaction_and_checkouts_without_a_ping(
+    make_harness: Any,
+) -> None:
+    """A read is its one statement (no BEGIN/ROLLBACK around it); a checkout sends nothing (no
+    pre-ping, which on asyncpg was three round trips). Writes keep their transaction."""
+    from sqlalchemy import event, text
+
+    h = await make_harness("postgres")
+    statements: list[str] = []
+    event.listen(h.core.store.writer.sync_engine, "before_cursor_execute",
+                 lambda *a: statements.append(a[2]))
+    async with h.core.store.transaction(write=False) as tx:
+        assert (await tx.session.execute(text("SELECT 1"))).scalar() == 1
+        assert await _in_transaction(tx) is False
+    async with h.core.store.transaction() as tx:
+        await tx.session.execute(text("SELECT 2"))
+        assert await _in_transaction(tx) is True
+    assert statements == ["SELECT 1", "SELECT 2"]  # and no ping on either checkout
+
+
+@pytest.mark.postgres
+async def test_postgres_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
+    make_harness: Any,
+) -> None:
+    import asyncpg
+    from sqlalchemy import text
+
+    from tests.conftest import PG_URL
+
+    h = await make_harness("postgres")
+    async with h.core.store.transaction(write=False) as tx:
+        mine = (await tx.session.execute(text("SELECT pg_backend_pid()"))).scalar()
+    # The server ends that pooled connection, as a restart or failover would.
+    admin = await asyncpg.connect("postgresql://" + (PG_URL or "").split("://", 1)[1])
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", mine) is True
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+    for _ in range(3):  # every pooled connection may be tried: none may fail the request
+        async with h.core.store.transaction(write=False) as tx:
+            assert (await tx.session.execute(text("SELECT 1"))).scalar() == 1
