@@ -123,6 +123,42 @@ async def test_unknown_account_is_404_localised(hdb: Harness) -> None:
     assert r.json()["message"] == "输入的用户名不存在"
 
 
+async def test_accept_language_weights_are_honoured(h: Harness) -> None:
+    """RFC 9110 §12.5.4: the highest q wins, not the first range listed."""
+    body = {"loginID": "nobody"}
+    r = await h.client.post(f"{BASE}/account/check", json=body, headers={"accept-language": "fr;q=0.1, zh-Hant;q=0.9"})
+    assert r.json()["message"] == "輸入的用戶名不存在"
+    # the locale header still wins over Accept-Language, whatever its weights
+    headers = {"locale": "fr", "accept-language": "zh-Hant;q=1, fr;q=0.1"}
+    r = await h.client.post(f"{BASE}/account/check", json=body, headers=headers)
+    assert r.json()["message"] == "Le nom d'utilisateur n'existe pas"
+
+
+@pytest.mark.parametrize(
+    ("locale", "accept", "chosen"),
+    [
+        (None, "fr;q=0.1, zh-Hant;q=0.9", "zh-Hant"),
+        (None, "zh-HK,en;q=0.5", "zh-Hant"),
+        (None, "sw;q=0.8, fr;q=0.8", "sw"),  # equal weights: the order sent
+        (None, "de, fr;q=0.5", "fr"),  # the best range we do not serve is skipped
+        (None, "fr;q=0, sw;q=0.2", "sw"),  # q=0: not acceptable
+        (None, "fr;Q=0.300, zh;q=0.2", "fr"),
+        (None, "fr;q=abc, zh;q=0.2", "zh"),  # an unreadable weight drops its range
+        (None, "fr;q=1.5, zh;q=0.2", "zh"),
+        (None, "en;q=0, *;q=0.5", "zh-Hant"),  # any language but English
+        (None, "de, *;q=0.1", "en"),
+        (None, "de", "en"),
+        ("zh", "fr", "zh"),
+        ("de", "fr;q=0.2, sw;q=0.3", "sw"),  # a locale header we cannot serve leaves it to Accept-Language
+        ("fr;q=0.1, zh;q=0.9", None, "zh"),
+    ],
+)
+def test_negotiate(locale: str | None, accept: str | None, chosen: str) -> None:
+    from authgate.core.i18n import negotiate
+
+    assert negotiate(locale, accept) == chosen
+
+
 @pytest.mark.parametrize("path", ["/account/check", "/username/info"])
 async def test_lookups_are_rate_limited_per_ip(make_harness, path: str) -> None:
     h = await make_harness(limit_account_check="3/minute")

@@ -209,16 +209,61 @@ CATALOGUE: dict[str, dict[str, str]] = {"en": _EN, "zh-Hant": _ZH_HANT, "zh": _Z
 
 
 def negotiate(locale_header: str | None, accept_language: str | None) -> str:
-    """Pick one of LOCALES from the ``locale`` header, then ``Accept-Language``; ``en`` by default."""
+    """Pick one of LOCALES from the ``locale`` header, then ``Accept-Language``; ``en`` by default.
+
+    Each header is a list of language ranges with optional weights (RFC 9110 §12.5.4): ranges are
+    tried from the highest ``q`` down (in the order sent when equal); ``q=0`` means "not this one";
+    ``*`` accepts any language, so it picks the default. A header with nothing we serve leaves the
+    choice to the next one.
+    """
     for raw in (locale_header, accept_language):
         if not raw:
             continue
-        for part in raw.split(","):
-            tag = part.split(";")[0].strip().replace("_", "-")
-            found = match_locale(tag)
-            if found:
-                return found
+        found = _best(raw)
+        if found:
+            return found
     return "en"
+
+
+def _best(header: str) -> str | None:
+    ranges: list[tuple[float, int, str]] = []
+    refused: list[str] = []
+    for index, part in enumerate(header.split(",")):
+        tag, *params = (p.strip() for p in part.split(";"))
+        tag = tag.replace("_", "-")
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                q = _weight(value.strip())
+        if not tag or q < 0:  # an unreadable weight: the range is ignored
+            continue
+        if q == 0:
+            refused.append(tag.lower())
+        else:
+            ranges.append((-q, index, tag))
+    for _, _, tag in sorted(ranges):
+        if tag == "*":
+            return next((loc for loc in LOCALES if not _matches_any(loc.lower(), refused)), None)
+        found = match_locale(tag)
+        if found:
+            return found
+    return None
+
+
+def _matches_any(locale: str, ranges: list[str]) -> bool:
+    """Basic filtering (RFC 4647 §3.3.1): ``zh`` covers ``zh-hant``."""
+    return any(locale == r or locale.startswith(r + "-") for r in ranges)
+
+
+def _weight(value: str) -> float:
+    """A qvalue: 0 to 1 with at most three decimals (RFC 9110 §12.4.2); -1 when it is not one."""
+    whole, _, decimals = value.partition(".")
+    digits = decimals == "" or (decimals.isascii() and decimals.isdigit())
+    if whole not in ("0", "1") or len(decimals) > 3 or not digits:
+        return -1.0
+    q = float(f"{whole}.{decimals or '0'}")
+    return q if q <= 1 else -1.0
 
 
 def match_locale(tag: str) -> str | None:
