@@ -137,6 +137,7 @@ async def build(settings: Settings) -> Container:
         rotation=settings.refresh_rotation,
         grace_seconds=settings.refresh_grace_seconds,
         cache_seconds=settings.revocation_cache_seconds,
+        lockout_minutes=settings.lockout_minutes,
     )
     otp = OtpService(
         store,

@@ -602,3 +602,24 @@ async def test_refresh_works_again_once_a_lockout_is_over(make_harness: Any) -> 
     assert r.json()["isLocked"] is False and r.json()["lockedAt"] is None
     events = (await s.client.get("/api/admin/audit", params={"type": "account.unlocked"}, headers=SYS)).json()["items"]
     assert [e["userId"] for e in events] == [user["id"]]
+
+
+async def test_refresh_follows_the_configured_lockout_length(make_harness: Any) -> None:
+    """AUTHGATE_LOCKOUT_MINUTES=2: a lock set 3 minutes ago is over for refresh too (not the default 15);
+    the unlock is audited with the caller's IP."""
+    s = await harness(make_harness, internal=True, lockout_threshold=3, lockout_minutes=2)
+    user = (await put(s, {"username": "hodor", "password": "H0ld-the-door"})).json()
+    c = s.seed_client  # type: ignore[attr-defined]
+    first = (await s.client.post("/api/auth/login", json=password_login(c, "hodor", "H0ld-the-door"))).json()
+    for _ in range(3):
+        await s.client.post("/api/auth/login", json=password_login(c, "hodor", "wrong-one"))
+    async with s.core.store.transaction() as tx:
+        row = await tx.users.get(int(user["id"]), for_update=True)
+        assert row is not None and row.is_locked
+        row.locked_at = datetime.now(UTC) - timedelta(minutes=3)
+        await tx.users.save(row)
+    refresh = {"type": "refreshToken", **c, "refreshToken": first["refreshToken"]}
+    r = await s.client.post("/api/auth/login", json=refresh)
+    assert r.status_code == 200, r.text
+    events = (await s.client.get("/api/admin/audit", params={"type": "account.unlocked"}, headers=SYS)).json()["items"]
+    assert [(e["userId"], e["ip"]) for e in events] == [(user["id"], "203.0.113.7")]

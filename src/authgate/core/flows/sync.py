@@ -653,7 +653,7 @@ async def token(
         return Grant(issued.access_token, issued.expires_in, issued.refresh_token, result.user)
     if grant == "refreshToken":
         assert refresh_token is not None
-        user, issued = await core.sessions.refresh(refresh_token)
+        user, issued = await core.sessions.refresh(refresh_token, ctx)
         async with core.store.transaction() as tx:
             await audit.record(tx, Event.TOKEN_REFRESHED, ctx, user.id, session=issued.session.id)
         return Grant(issued.access_token, issued.expires_in, issued.refresh_token, user)
