@@ -181,9 +181,15 @@ async def test_an_unverified_account_is_claimed_by_the_owner_of_the_email(fhdb: 
     the victim's first Google sign-in must not hand the attacker the victim's account."""
     r = await fhdb.client.post("/api/auth/v1/signup", json={
         "email": "victim@gmail.com", "name": "Mallory", "username": "mallory", "password": "Att4cker-pass",
+        "metadata": {"phone-number": "+85261234567"},
     })
     assert r.status_code == 201, r.text
     account_id = r.json()["user"]["id"]
+    async with fhdb.core.store.transaction() as tx:  # the attacker proved a phone of their own
+        planted = await tx.users.get(int(account_id), for_update=True)
+        assert planted is not None and planted.phone == "+85261234567"
+        planted.phone_verified = True
+        await tx.users.save(planted)
     assert r.json()["user"]["emailVerified"] is False
     form_session = {"x-qt-auth": r.headers["x-qt-auth"]}
     app_login = {"loginID": "mallory", "password": "Att4cker-pass", "deviceToken": "d-1"}
@@ -202,6 +208,10 @@ async def test_an_unverified_account_is_claimed_by_the_owner_of_the_email(fhdb: 
     assert (await fhdb.client.get("/app/auth/info", headers=app_access)).status_code == 401
     r = await fhdb.client.post("/app/auth/pin/verify", json={"pin": "4821"}, headers=app_access)
     assert r.status_code == 401
+    # nor can they come back through their phone (a login or reset code)
+    for nature in (1, 3):
+        r = await fhdb.client.post("/app/auth/otp", json={"nature": nature, "loginID": "+85261234567", "sendType": 0})
+        assert r.status_code == 404, r.text
     # the owner of the email is signed in, and stays so
     me = await fhdb.client.get("/api/v1/auth/me", headers=bearer(victim))
     assert envelope_of(me, 200, "OK", "User retrieved successfully")["id"] == account_id
@@ -214,8 +224,9 @@ async def test_an_unverified_account_is_claimed_by_the_owner_of_the_email(fhdb: 
             for kind in ("email.verified", "password.reset", "session.revoked", "identity.linked")
         }
     assert stored is not None and stored.password_hash is None and stored.pin_hash is None and stored.email_verified
+    assert stored.phone is None and stored.phone_verified is False
     assert events == {
-        "email.verified": [{"method": "firebase", "provider": "GOOGLE", "credentials_removed": ["password", "pin"]}],
+        "email.verified": [{"method": "firebase", "provider": "GOOGLE", "credentials_removed": ["password", "pin", "phone"]}],
         "password.reset": [{"reason": "email_claimed", "removed": True}],
         "session.revoked": [{"count": 2, "reason": "email_claimed"}],
         "identity.linked": [{"provider": "firebase", "auth_provider": "GOOGLE", "claimed_unverified": True}],

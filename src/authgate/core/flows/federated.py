@@ -203,14 +203,18 @@ async def _claim_unverified_account(
     core: Core, tx: Tx, ctx: RequestContext, user: User, identity: FederatedIdentity
 ) -> None:
     """The provider proved the email; the account had never proved it. Whoever set the account's
-    password or PIN, or holds its sessions, may not own the address (anyone can sign up with any
+    password, PIN or phone, or holds its sessions, may not own the address (anyone can sign up with any
     email), so, as Firebase does when a trusted provider signs in to an unverified email/password
     account, those credentials go: the owner of the email keeps the account, and sets a password
     again through the usual reset if they want one. Runs inside the sign-in's transaction, before
     its own session is started."""
-    removed = [name for name, held in (("password", user.password_hash), ("pin", user.pin_hash)) if held]
+    held = (("password", user.password_hash), ("pin", user.pin_hash), ("phone", user.phone))
+    removed = [name for name, value in held if value]
     user.password_hash = None
     user.pin_hash, user.pin_failures = None, 0
+    # The phone too: whoever held the account could have verified a phone of their own, and would
+    # get back in with a phone code or a phone password reset.
+    user.phone, user.phone_verified = None, False
     user.email_verified = True
     revoked = await core.sessions.revoke_user(tx, user.id, "email_claimed")
     await audit.record(
