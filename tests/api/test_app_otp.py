@@ -340,6 +340,41 @@ async def test_update_natures_need_a_bearer_and_a_free_address(h: Harness) -> No
     assert r.status_code == 422 and "loginID" in r.json()["message"]
 
 
+async def test_address_in_use_is_said_in_chinese_words(h: Harness) -> None:
+    """Not "此email已被使用": the field's API name is put into the sentence's own words."""
+    await make_user(h)
+    await make_user(h, username="other", email="other@aritaone.com", phone="+85261234567")
+    access = (await login(h))["accessToken"]
+    cases = (
+        ("zh-Hant", 4, "other@aritaone.com", "此電郵地址已被使用"),
+        ("zh-Hant", 5, "61234567", "此電話號碼已被使用"),
+        ("zh", 4, "other@aritaone.com", "此电子邮箱已被使用"),
+        ("zh", 5, "61234567", "此电话号码已被使用"),
+    )
+    for locale, nature, login_id, text in cases:
+        r = await h.client.post(f"{BASE}/otp", json={"nature": nature, "loginID": login_id},
+                                headers={**auth(access), "locale": locale})
+        assert (r.status_code, r.json()) == (409, error(text))
+
+
+@pytest.mark.parametrize("locale", ["zh-Hant", "zh"])
+def test_chinese_messages_have_no_english_words_left_in(locale: str) -> None:
+    import re
+
+    from authgate.core.i18n import CATALOGUE, message
+
+    assert set(CATALOGUE[locale]) == set(CATALOGUE["en"])  # nothing falls back to English
+    names = ("CSRF", "JSON", "PIN", "Firebase")  # acronyms and names, not words
+    for code in CATALOGUE["en"]:
+        for field in ("email", "phone", "phoneNumber", "username", "identity", "id"):
+            text = message(code, locale, field=field, retry_after=3)
+            if "{field}" in CATALOGUE[locale][code] and code != "identifier_taken":
+                text = text.replace(field, "")  # the name of the field the client sent
+            for name in names:
+                text = text.replace(name, "")
+            assert not re.search(r"[A-Za-z]", text), (code, text)
+
+
 async def test_update_verify_is_bound_to_the_requesting_user_and_checks_conflicts(h: Harness) -> None:
     await make_user(h)
     await make_user(h, username="other", email="other@aritaone.com", phone="+85261234567")

@@ -92,6 +92,17 @@ _ZH_HANT: dict[str, str] = {
     C.VERIFICATION_INVALID: "驗證連結無效或已過期",
     C.FORBIDDEN: "沒有權限",
     C.NO_CHANNEL: "尚未設定訊息發送管道",
+    C.USER_NOT_FOUND: "找不到用戶",
+    C.REFRESH_INVALID: "重新整理令牌無效",
+    C.REFRESH_EXPIRED: "重新整理令牌已過期",
+    C.INSUFFICIENT_SCOPE: "此令牌不可在此使用",
+    C.CLIENT_INVALID: "客戶端無效",
+    C.REDIRECT_NOT_ALLOWED: "不允許重新導向至此網址",
+    C.FEDERATED_TOKEN_INVALID: "Firebase 令牌無效或已過期",
+    C.ONBOARDING_OUT_OF_ORDER: "此設定步驟並非目前的步驟",
+    C.FEDERATED_EMAIL_CONFLICT: "已有帳戶使用此電郵地址，請先驗證電郵地址，再以該帳戶登入",
+    C.NOT_FOUND: "找不到資源",
+    C.WEBHOOK_INVALID: "回呼通知的簽名或內容無效",
 }
 
 _ZH: dict[str, str] = {
@@ -129,6 +140,17 @@ _ZH: dict[str, str] = {
     C.VERIFICATION_INVALID: "验证链接无效或已过期",
     C.FORBIDDEN: "没有权限",
     C.NO_CHANNEL: "尚未配置消息发送渠道",
+    C.USER_NOT_FOUND: "找不到用户",
+    C.REFRESH_INVALID: "刷新令牌无效",
+    C.REFRESH_EXPIRED: "刷新令牌已过期",
+    C.INSUFFICIENT_SCOPE: "此令牌不能在此使用",
+    C.CLIENT_INVALID: "客户端无效",
+    C.REDIRECT_NOT_ALLOWED: "不允许重定向到此网址",
+    C.FEDERATED_TOKEN_INVALID: "Firebase 令牌无效或已过期",
+    C.ONBOARDING_OUT_OF_ORDER: "此设置步骤不是当前步骤",
+    C.FEDERATED_EMAIL_CONFLICT: "已有账户使用此电子邮箱，请先验证电子邮箱，再用该账户登录",
+    C.NOT_FOUND: "找不到资源",
+    C.WEBHOOK_INVALID: "回调通知的签名或内容无效",
 }
 
 _FR: dict[str, str] = {
@@ -207,6 +229,17 @@ _SW: dict[str, str] = {
 
 CATALOGUE: dict[str, dict[str, str]] = {"en": _EN, "zh-Hant": _ZH_HANT, "zh": _ZH, "fr": _FR, "sw": _SW}
 
+# ``{field}`` in a sentence is an API name ("email", "phoneNumber"); the Chinese sentences need the
+# thing it names in their own words ("此電郵地址已被使用", not "此email已被使用"). Other codes show
+# ``{field}`` as the name the client sent, which is what a developer reading it looks for.
+_FIELD_NOUNS: dict[str, dict[str, str]] = {
+    "zh-Hant": {"email": "電郵地址", "phone": "電話號碼", "phoneNumber": "電話號碼", "username": "用戶名",
+                "identity": "外部帳戶", "": "資料"},
+    "zh": {"email": "电子邮箱", "phone": "电话号码", "phoneNumber": "电话号码", "username": "用户名",
+           "identity": "外部账户", "": "信息"},
+}
+_NOUN_CODES = frozenset({C.IDENTIFIER_TAKEN})
+
 
 def negotiate(locale_header: str | None, accept_language: str | None) -> str:
     """Pick one of LOCALES from the ``locale`` header, then ``Accept-Language``; ``en`` by default.
@@ -278,6 +311,11 @@ def match_locale(tag: str) -> str | None:
 
 def message(code: str, locale: str = "en", **params: object) -> str:
     template = CATALOGUE.get(locale, _EN).get(code) or _EN.get(code) or code
+    nouns = _FIELD_NOUNS.get(locale)
+    if nouns and code in _NOUN_CODES and template is not _EN.get(code):
+        field = str(params.get("field") or "")
+        # a name already in the locale's words (the hosted pages pass their labels) stays as it is
+        params["field"] = nouns.get(field) or (field if field and not field.isascii() else nouns[""])
     try:
         return template.format(**params)
     except (KeyError, IndexError):
