@@ -137,6 +137,10 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
         # `/app/auth/login`; the documented trailing-slash paths (seed 002's `PUT /api/users/`)
         # are routes of their own.
         redirect_slashes=False,
+        # FastAPI's native OpenTelemetry asks the global providers whether they are configured on
+        # every request (~3 % of a signed username check); authgate's own metrics are Prometheus.
+        # It stays on when the process is set up for OpenTelemetry (any OTEL_* variable).
+        telemetry=None if _otel_requested() else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.internal = internal
@@ -157,6 +161,10 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, surfaces=surfaces)
     app.add_middleware(AccessLog, surfaces=surfaces, metrics=metrics)
     return app
+
+
+def _otel_requested() -> bool:
+    return any(name.startswith("OTEL_") for name in os.environ) or bool(os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE"))
 
 
 def _mount(app: FastAPI, router: APIRouter) -> None:

@@ -32,3 +32,16 @@ async def test_unknown_paths_and_methods_in_the_default_envelope(h: Harness) -> 
     assert r.status_code == 404 and r.json()["error"]["code"] == "route_not_found"
     r = await h.client.post("/healthz")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_fastapi_opentelemetry_is_off_unless_the_process_asks_for_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from authgate.app import create_app
+    from tests.conftest import test_settings
+
+    for name in [n for n in __import__("os").environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("FASTAPI_OTEL_AUTO_CONFIGURE", raising=False)
+    settings = test_settings("sqlite+aiosqlite:///:memory:")
+    assert create_app(settings)._telemetry["tracing"] is False
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "authgate")
+    assert create_app(settings)._telemetry["tracing"] is True
