@@ -165,6 +165,27 @@ async def test_logout_revokes_the_session(hdb: Harness) -> None:
     assert me.status_code == 401
 
 
+def _attributes(set_cookie: str) -> tuple[str, set[str]]:
+    name, _, rest = set_cookie.partition(";")
+    attrs = {a.strip().lower() for a in rest.split(";") if a.strip()}
+    return name.split("=", 1)[0], {a for a in attrs if not a.startswith(("max-age", "expires"))}
+
+
+@pytest.mark.parametrize("secure", [None, True])
+async def test_logout_clears_the_cookie_with_the_attributes_that_set_it(make_harness, secure: bool | None) -> None:
+    h = await make_harness(cookie_secure=secure)
+    out = await signup(h)
+    name, set_with = _attributes(out["response"].headers["set-cookie"])
+    r = await h.client.post("/api/auth/v1/logout", headers={"x-qt-auth": out["token"]})
+    assert r.status_code == 200
+    cleared_name, cleared_with = _attributes(r.headers["set-cookie"])
+    assert cleared_name == name == "qt-auth"
+    assert cleared_with == set_with
+    assert {"httponly", "samesite=lax", "path=/"} <= cleared_with
+    assert ("secure" in cleared_with) is bool(secure)
+    assert "max-age=0" in r.headers["set-cookie"].lower()
+
+
 async def test_cookie_session_needs_csrf_to_change_state(h: Harness) -> None:
     out = await signup(h)
     h.client.cookies.set("qt-auth", out["token"])

@@ -139,20 +139,19 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
+def _cookie_attributes(core: Core) -> dict[str, Any]:
+    """The session cookie's attributes (CONTRACT §3: HttpOnly, SameSite=Lax, Secure unless dev),
+    the same on the Set-Cookie that clears it, so that one names the same cookie (Path, Domain)
+    and no qt-auth header is ever sent without them."""
+    s = core.settings
+    return {"httponly": True, "samesite": "lax", "secure": s.secure_cookies, "domain": s.cookie_domain, "path": "/"}
+
+
 def session_response(core: Core, user: User, token: str | None, status: int = 201) -> JSONResponse:
     response = JSONResponse({"user": user_json(user)}, status_code=status)
     if token:
         s = core.settings
-        response.set_cookie(
-            s.cookie_name,
-            token,
-            max_age=s.refresh_ttl,
-            httponly=True,
-            samesite="lax",
-            secure=s.secure_cookies,
-            domain=s.cookie_domain,
-            path="/",
-        )
+        response.set_cookie(s.cookie_name, token, max_age=s.refresh_ttl, **_cookie_attributes(core))
         response.headers["x-qt-auth"] = token
     return response
 
@@ -205,7 +204,7 @@ async def logout_(request: Request) -> JSONResponse:
     session, user = await current_session(request, changes_state=True)
     await logout.logout(core, context(request, "form"), user.id, session.id)
     response = JSONResponse({"message": "Logged out successfully"})
-    response.delete_cookie(core.settings.cookie_name, path="/", domain=core.settings.cookie_domain)
+    response.delete_cookie(core.settings.cookie_name, **_cookie_attributes(core))
     return response
 
 
