@@ -116,8 +116,6 @@ async def test_hosted_pages_sends_are_limited_per_ip(make_harness: HarnessFactor
     assert len(h.outbox) == sent
 
 
-@pytest.mark.xfail(strict=True, reason="core/flows/ui_codes.py's pretended send (unknown account) does not "
-                   "call codes.count_send yet, so it skips the per-IP budget; not this change's file")
 async def test_hosted_pages_unknown_accounts_cost_the_ip_budget_too(make_harness: HarnessFactory) -> None:
     """Once the IP budget is used up, a known and an unknown account must both get 429; otherwise
     /ui/login/code tells which addresses have accounts."""

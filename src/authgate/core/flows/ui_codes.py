@@ -72,8 +72,7 @@ async def send_account_code(
     dest = _destination(core, user, login.kind) if user is not None else None
     if user is None or dest is None:
         # Same limits as a real send, nothing sent, a secret id that matches no code.
-        await core.guard.hit("otp_send", f"{purpose}:{login.value}", core.settings.limit_otp_send_purpose)
-        await core.guard.hit("otp_send_hourly", login.value, core.settings.limit_otp_send_hourly)
+        await codes.count_send(core, ctx, purpose, login.value)
         shown = None
         if login.kind is AccountType.EMAIL:
             shown = blur_email(login.value)
