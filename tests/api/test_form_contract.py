@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.test_form import SIGNUP
 from tests.conftest import Harness
-
-SIGNUP = {
-    "email": "liluweb@goldeneggbrand.com",
-    "name": "John",
-    "username": "liluweb@goldeneggbrand.com",
-    "metadata": {"phone-number": ""},
-    "password": "S3cure-pass",
-    "dont-login": False,
-}
 
 
 async def session_of(h: Harness) -> str:
