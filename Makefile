@@ -27,6 +27,7 @@ run: compile
 # The machine's PostgreSQL and Redis are used when they answer (scripts/test-services prints
 # the variables); tests that need them skip outside CI when absent and fail under CI=true.
 test: install
+	$(BIN)/ruff check $(LINT_RULES) src tests bench
 	bash scripts/ci-packages
 	eval "$$($(BIN)/python scripts/test-services)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -36,7 +37,7 @@ bench: compile
 clean:
 	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache
 
-# Static checks (pyflakes-level and a few bugbear rules); not yet part of `make test`.
+# Static checks (pyflakes-level and a few bugbear rules); `make test` runs them first.
+LINT_RULES := --select F,E9,B006,B017,B023
 lint: install
-	$(BIN)/python -m pip install -q ruff==0.17.5
-	$(BIN)/ruff check --select F,E9,B006,B008,B017,B023 --ignore B008 src tests bench
+	$(BIN)/ruff check $(LINT_RULES) src tests bench

@@ -1,4 +1,5 @@
 """Firebase surface (seed 004) against the seed's samples and CONTRACT §1/§7: cases found in an audit."""
+# ruff: noqa: F811  (pytest fixtures imported from test_firebase are test parameters here)
 
 from __future__ import annotations
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
 from tests.api.test_app import BASE, EMAIL, make_user, send_otp
 from tests.api.test_firebase import authenticate, bearer, certs, minter  # noqa: F401 - fixtures
 from tests.api.test_pages import csrf_of
 from tests.api.test_pages import signup as ui_signup
-from tests.conftest import Harness, HarnessFactory
+from tests.conftest import HarnessFactory
 from tests.unit.test_firebase_verify import PROJECT, Minter
 
 FORM = "/api/auth/v1"
