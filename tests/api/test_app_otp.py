@@ -330,9 +330,9 @@ async def test_update_natures_need_a_bearer_and_a_free_address(h: Harness) -> No
         assert (r.status_code, r.json()) == (401, error("Token is missing or invalid"))
     access = (await login(h))["accessToken"]
     r = await h.client.post(f"{BASE}/otp", json={"nature": 4, "loginID": "other@aritaone.com"}, headers=auth(access))
-    assert (r.status_code, r.json()) == (409, error("This email is already in use"))
+    assert (r.status_code, r.json()) == (409, error("This email address is already in use"))
     r = await h.client.post(f"{BASE}/otp", json={"nature": 5, "loginID": "61234567"}, headers=auth(access))
-    assert (r.status_code, r.json()) == (409, error("This phone is already in use"))
+    assert (r.status_code, r.json()) == (409, error("This phone number is already in use"))
     # nature 4 needs an email, 5 a phone
     r = await h.client.post(f"{BASE}/otp", json={"nature": 4, "loginID": "61112222"}, headers=auth(access))
     assert r.status_code == 422 and "loginID" in r.json()["message"]
@@ -389,7 +389,7 @@ async def test_update_verify_is_bound_to_the_requesting_user_and_checks_conflict
     # another account takes the address before the code comes back
     await make_user(h, username="third", email="wanted@aritaone.com", phone=None)
     r = await verify(h, "/email/verify", code, token, bearer=mine)
-    assert (r.status_code, r.json()) == (409, error("This email is already in use"))
+    assert (r.status_code, r.json()) == (409, error("This email address is already in use"))
 
 
 @pytest.mark.parametrize("path", ["/email/verify", "/phone/verify"])
@@ -410,3 +410,69 @@ async def test_seed_verify_body_is_well_formed_but_its_hs256_token_is_refused(h:
     for path in ("/login/verify", "/signup/verify", "/forgot-password/verify"):
         r = await h.client.post(f"{BASE}{path}", json=SEED_VERIFY)
         assert (r.status_code, r.json()) == (401, error("The verification request is invalid or has expired"))
+
+
+async def test_address_in_use_is_said_in_french_and_swahili_words(h: Harness) -> None:
+    """Not "Ce phone est déjà utilisé": the sentence names the address and agrees with it."""
+    await make_user(h)
+    await make_user(h, username="other", email="other@aritaone.com", phone="+85261234567")
+    access = (await login(h))["accessToken"]
+    cases = (
+        ("fr", 4, "other@aritaone.com", "Cette adresse e-mail est déjà utilisée"),
+        ("fr", 5, "61234567", "Ce numéro de téléphone est déjà utilisé"),
+        ("sw", 4, "other@aritaone.com", "Anwani hii ya barua pepe tayari inatumika"),
+        ("sw", 5, "61234567", "Nambari hii ya simu tayari inatumika"),
+    )
+    for locale, nature, login_id, text in cases:
+        r = await h.client.post(f"{BASE}/otp", json={"nature": nature, "loginID": login_id},
+                                headers={**auth(access), "locale": locale})
+        assert (r.status_code, r.json()) == (409, error(text))
+
+
+def test_in_use_names_the_field_in_words_not_its_api_name() -> None:
+    """The sync surface's ``phoneNumber`` and the hosted pages' labels are said in words too."""
+    import re
+
+    from authgate.core.i18n import message
+
+    said = {
+        "en": ("This email address is already in use", "This phone number is already in use",
+               "This username is already in use"),
+        "fr": ("Cette adresse e-mail est déjà utilisée", "Ce numéro de téléphone est déjà utilisé",
+               "Ce nom d'utilisateur est déjà utilisé"),
+        "sw": ("Anwani hii ya barua pepe tayari inatumika", "Nambari hii ya simu tayari inatumika",
+               "Jina hili la mtumiaji tayari linatumika"),
+    }
+    labels = {"en": ("Email", "Phone", "Username"), "fr": ("E-mail", "Téléphone", "Nom d'utilisateur"),
+              "sw": ("Barua pepe", "Simu", "Jina la mtumiaji")}  # web/strings.py label_email/phone/username
+    for locale, (email, phone, username) in said.items():
+        assert message("identifier_taken", locale, field="email") == email
+        assert message("identifier_taken", locale, field="phone") == phone
+        assert message("identifier_taken", locale, field="phoneNumber") == phone
+        assert message("identifier_taken", locale, field="username") == username
+        assert [message("identifier_taken", locale, field=f) for f in labels[locale]] == [email, phone, username]
+    for locale in ("fr", "sw"):
+        for field in ("email", "phone", "phoneNumber", "username", "identity", "guid", "id", ""):
+            text = message("identifier_taken", locale, field=field)
+            assert field == "" or not re.search(rf"\b{field}\b", text), (locale, field, text)
+            assert text != message("identifier_taken", "en", field=field)
+
+
+@pytest.mark.parametrize("locale", ["fr", "sw"])
+def test_french_and_swahili_have_every_message_in_their_own_words(locale: str) -> None:
+    import re
+
+    from authgate.core.i18n import CATALOGUE, message
+
+    assert set(CATALOGUE[locale]) == set(CATALOGUE["en"])  # nothing falls back to English
+    english = ("the", "is", "not", "this", "token", "invalid", "expired", "already", "use", "user", "found",
+               "please", "try", "again", "may", "here", "refresh", "redirect", "onboarding", "webhook", "step")
+    for code in CATALOGUE["en"]:
+        assert CATALOGUE[locale][code].strip(), code
+        for field in ("email", "phoneNumber", "username"):
+            text = message(code, locale, field=field, retry_after=3)
+            assert text != message(code, "en", field=field, retry_after=3), (code, text)
+            if "{field}" in CATALOGUE[locale][code]:
+                text = text.replace(field, "")  # the name of the field the client sent
+            words = set(re.findall(r"\w+", text.lower()))
+            assert not words & set(english), (code, text)

@@ -162,7 +162,7 @@ _FR: dict[str, str] = {
     C.INVALID_FIELD: "Valeur invalide pour {field}",
     C.MALFORMED_JSON: "Corps JSON mal formé",
     C.USER_EXISTS: "L'utilisateur existe déjà",
-    C.IDENTIFIER_TAKEN: "Ce {field} est déjà utilisé",
+    C.IDENTIFIER_TAKEN: "Cette valeur est déjà utilisée",
     C.INVALID_CREDENTIALS: "Nom d'utilisateur ou mot de passe invalide",
     C.ACCOUNT_INACTIVE: "Le compte est inactif",
     C.ACCOUNT_LOCKED: "Le compte est verrouillé",
@@ -188,6 +188,17 @@ _FR: dict[str, str] = {
     C.VERIFICATION_INVALID: "Le lien de vérification est invalide ou a expiré",
     C.FORBIDDEN: "Accès refusé",
     C.NO_CHANNEL: "Aucun canal d'envoi de messages n'est configuré",
+    C.USER_NOT_FOUND: "Utilisateur introuvable",
+    C.REFRESH_INVALID: "Jeton de rafraîchissement invalide",
+    C.REFRESH_EXPIRED: "Le jeton de rafraîchissement a expiré",
+    C.INSUFFICIENT_SCOPE: "Ce jeton ne peut pas être utilisé ici",
+    C.CLIENT_INVALID: "Client invalide",
+    C.REDIRECT_NOT_ALLOWED: "L'adresse de redirection n'est pas autorisée",
+    C.FEDERATED_TOKEN_INVALID: "Jeton Firebase invalide ou expiré",
+    C.ONBOARDING_OUT_OF_ORDER: "Cette étape de l'inscription n'est pas l'étape en cours",
+    C.FEDERATED_EMAIL_CONFLICT: "Un compte existe déjà avec cette adresse e-mail ; vérifiez votre adresse e-mail pour vous connecter avec ce compte",
+    C.NOT_FOUND: "Introuvable",
+    C.WEBHOOK_INVALID: "Signature ou contenu de la notification invalide",
 }
 
 _SW: dict[str, str] = {
@@ -199,7 +210,7 @@ _SW: dict[str, str] = {
     C.INVALID_FIELD: "Thamani batili ya {field}",
     C.MALFORMED_JSON: "JSON si sahihi",
     C.USER_EXISTS: "Mtumiaji tayari yupo",
-    C.IDENTIFIER_TAKEN: "{field} hii tayari inatumika",
+    C.IDENTIFIER_TAKEN: "Taarifa hii tayari inatumika",
     C.INVALID_CREDENTIALS: "Jina la mtumiaji au nenosiri si sahihi",
     C.ACCOUNT_INACTIVE: "Akaunti haitumiki",
     C.ACCOUNT_LOCKED: "Akaunti imefungwa",
@@ -225,6 +236,17 @@ _SW: dict[str, str] = {
     C.VERIFICATION_INVALID: "Kiungo cha uthibitisho si sahihi au kimeisha muda",
     C.FORBIDDEN: "Huruhusiwi",
     C.NO_CHANNEL: "Hakuna njia ya kutuma ujumbe iliyowekwa",
+    C.USER_NOT_FOUND: "Mtumiaji hapatikani",
+    C.REFRESH_INVALID: "Tokeni ya kuonyesha upya si sahihi",
+    C.REFRESH_EXPIRED: "Tokeni ya kuonyesha upya imeisha muda",
+    C.INSUFFICIENT_SCOPE: "Tokeni hii haiwezi kutumika hapa",
+    C.CLIENT_INVALID: "Mteja si sahihi",
+    C.REDIRECT_NOT_ALLOWED: "Anwani ya kuelekeza upya hairuhusiwi",
+    C.FEDERATED_TOKEN_INVALID: "Tokeni ya Firebase si sahihi au imeisha muda",
+    C.ONBOARDING_OUT_OF_ORDER: "Hatua hii ya usajili si hatua ya sasa",
+    C.FEDERATED_EMAIL_CONFLICT: "Akaunti yenye barua pepe hii tayari ipo; thibitisha anwani yako ya barua pepe ili uingie nayo",
+    C.NOT_FOUND: "Haipatikani",
+    C.WEBHOOK_INVALID: "Sahihi au maudhui ya arifa si sahihi",
 }
 
 CATALOGUE: dict[str, dict[str, str]] = {"en": _EN, "zh-Hant": _ZH_HANT, "zh": _ZH, "fr": _FR, "sw": _SW}
@@ -239,6 +261,31 @@ _FIELD_NOUNS: dict[str, dict[str, str]] = {
            "identity": "外部账户", "": "信息"},
 }
 _NOUN_CODES = frozenset({C.IDENTIFIER_TAKEN})
+
+# English, French and Swahili say "already in use" in whole sentences: French and Swahili make the
+# demonstrative and the verb agree with the noun ("Cette adresse e-mail est déjà utilisée", "Ce
+# numéro de téléphone est déjà utilisé"; "Anwani hii ... inatumika", "Jina hili ... linatumika"), so
+# a noun put into one template cannot say it. A field none of these name gets the locale's own
+# IDENTIFIER_TAKEN sentence ("Cette valeur est déjà utilisée"; English names the field as sent).
+# Chinese needs no agreement: it puts ``_FIELD_NOUNS`` into its one template.
+_IN_USE: dict[str, dict[str, str]] = {
+    "en": {"email": "This email address is already in use", "phone": "This phone number is already in use",
+           "username": "This username is already in use", "identity": "This external account is already in use",
+           "": "This value is already in use"},
+    "fr": {"email": "Cette adresse e-mail est déjà utilisée", "phone": "Ce numéro de téléphone est déjà utilisé",
+           "username": "Ce nom d'utilisateur est déjà utilisé", "identity": "Ce compte externe est déjà utilisé"},
+    "sw": {"email": "Anwani hii ya barua pepe tayari inatumika", "phone": "Nambari hii ya simu tayari inatumika",
+           "username": "Jina hili la mtumiaji tayari linatumika", "identity": "Akaunti hii ya nje tayari inatumika"},
+}
+# What ``{field}`` names: the core's API names, and the hosted pages' labels for them (web/strings.py
+# ``label_email``/``label_phone``/``label_username`` in en, fr and sw), which the pages pass instead.
+_TAKEN_THINGS: dict[str, str] = {
+    "email": "email", "Email": "email", "E-mail": "email", "Barua pepe": "email",
+    "phone": "phone", "phoneNumber": "phone", "Phone": "phone", "Téléphone": "phone", "Simu": "phone",
+    "username": "username", "Username": "username", "Nom d'utilisateur": "username",
+    "Jina la mtumiaji": "username",
+    "identity": "identity",
+}
 
 
 def negotiate(locale_header: str | None, accept_language: str | None) -> str:
@@ -310,8 +357,14 @@ def match_locale(tag: str) -> str | None:
 
 
 def message(code: str, locale: str = "en", **params: object) -> str:
-    template = CATALOGUE.get(locale, _EN).get(code) or _EN.get(code) or code
-    nouns = _FIELD_NOUNS.get(locale)
+    lang = locale if locale in CATALOGUE else "en"
+    template = CATALOGUE[lang].get(code) or _EN.get(code) or code
+    if code == C.IDENTIFIER_TAKEN and lang in _IN_USE:
+        field = str(params.get("field") or "")
+        thing = _TAKEN_THINGS.get(field) if field else ""
+        if thing in _IN_USE[lang]:
+            return _IN_USE[lang][thing]
+    nouns = _FIELD_NOUNS.get(lang)
     if nouns and code in _NOUN_CODES and template is not _EN.get(code):
         field = str(params.get("field") or "")
         # a name already in the locale's words (the hosted pages pass their labels) stays as it is
