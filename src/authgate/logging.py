@@ -19,12 +19,27 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class _Current:
+    """``sys.stdout`` or ``sys.stderr`` as it is at each write, not as it was when logging was set
+    up (a test runner swaps and closes its capture files between tests)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)  # type: ignore[no-any-return]
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
 def configure(
     level: str = "info", json_output: bool = True, dev_console: bool = False, to_stderr: bool = False
 ) -> None:
     """``to_stderr``: for the one-shot CLI commands, whose stdout is the one JSON object they print."""
     numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(format="%(message)s", stream=sys.stderr if to_stderr else sys.stdout, level=numeric, force=True)
+    stream = _Current("stderr" if to_stderr else "stdout")
+    logging.basicConfig(format="%(message)s", stream=stream, level=numeric, force=True)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -39,7 +54,6 @@ def configure(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        # Without a file: the current sys.stdout at each write (tests capture it).
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr) if to_stderr else structlog.PrintLoggerFactory(),
+        logger_factory=structlog.PrintLoggerFactory(stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
