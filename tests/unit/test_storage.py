@@ -399,3 +399,40 @@ async def test_postgres_a_pooled_connection_the_server_closed_is_replaced_at_che
     for _ in range(3):  # every pooled connection may be tried: none may fail the request
         async with h.core.store.transaction(write=False) as tx:
             assert (await tx.session.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_a_wrong_password_costs_one_counting_statement_and_no_user_reread(hdb: Harness) -> None:
+    """A failed login's write is the count (UPDATE … RETURNING) and its audit row; the next try
+    for the same account still finds the user in this node's cache (the count is read only under
+    the row lock, never from the cache)."""
+    from sqlalchemy import event
+
+    from authgate.core.flows import login
+    from authgate.core.model import RequestContext
+
+    core = hdb.core
+    user = new_user(core, "wrong.guess", password_hash=await core.hasher.hash("R1ght-pass"))
+    async with core.store.transaction() as tx:
+        await tx.users.create(user)
+    ctx = RequestContext(ip="203.0.113.9")
+    engines = {core.store.read_engine, core.store.writer.sync_engine}
+    if core.store.loop_writer is not None:
+        engines.add(core.store.loop_writer)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()[:2]).upper())
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
+    for attempt in range(3):
+        with pytest.raises(AuthError):
+            await login.check_password(core, ctx, "wrong.guess", "not-it")
+        if attempt == 0:
+            statements.clear()  # the first try read the user into the cache
+    assert [s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE"))] == [
+        "UPDATE USERS", "INSERT INTO", "UPDATE USERS", "INSERT INTO"
+    ], statements
+    async with core.store.transaction() as tx:
+        state = await tx.users.lock_state(user.id)
+    assert state is not None and state.failed_logins == 3 and not state.is_locked

@@ -98,6 +98,16 @@ class User:
         return ROLE_RANK[self.top_role] >= ROLE_RANK[role]
 
 
+@dataclass(frozen=True)
+class LockState:
+    """The columns a login settles under a row lock, without reading the whole user row."""
+
+    is_active: bool
+    is_locked: bool
+    locked_at: datetime | None
+    failed_logins: int
+
+
 @dataclass
 class Session:
     id: str

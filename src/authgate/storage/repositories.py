@@ -21,6 +21,7 @@ from authgate.core.model import (
     AuditEvent,
     ClientApp,
     ExternalIdentity,
+    LockState,
     OneTimeSecret,
     Session,
     SigningKey,
@@ -57,9 +58,17 @@ _USER_BY_PHONE = _LIVE_USERS.where(USERS.c.phone == bindparam("p_phone"))
 _INSERT_USER = insert(USERS)
 _UPDATE_USER = update(USERS).where(USERS.c.id == bindparam("p_id"))
 _ADD_FAILED_LOGIN = (
-    update(USERS).where(USERS.c.id == bindparam("p_id")).values(failed_logins=USERS.c.failed_logins + 1)
+    update(USERS)
+    .where(USERS.c.id == bindparam("p_id"))
+    .values(failed_logins=USERS.c.failed_logins + 1)
+    .returning(USERS.c.failed_logins, USERS.c.is_locked)
 )
-_FAILED_LOGINS = select(USERS.c.failed_logins).where(USERS.c.id == bindparam("p_id"))
+_LOCK_STATE = (
+    select(USERS.c.is_active, USERS.c.is_locked, USERS.c.locked_at, USERS.c.failed_logins)
+    .where(USERS.c.id == bindparam("p_id"), USERS.c.deleted_at.is_(None))
+    .with_for_update()
+)
+_RESET_FAILED_LOGINS = update(USERS).where(USERS.c.id == bindparam("p_id")).values(failed_logins=0)
 _INSERT_SESSION = insert(SESSIONS)
 _SESSION_BY_ID = select(SESSIONS).where(SESSIONS.c.id == bindparam("p_id"))
 _SESSION_BY_REFRESH = select(SESSIONS).where(
@@ -255,11 +264,21 @@ class Users:
             raise AuthError(ErrorCode.USER_NOT_FOUND)
         return user
 
-    async def add_failed_login(self, user_id: int) -> int:
-        self.touched.add(user_id)
-        await self.s.execute(_ADD_FAILED_LOGIN, {"p_id": user_id})
-        value = (await self.s.execute(_FAILED_LOGINS, {"p_id": user_id})).scalar()
-        return int(value or 0)
+    # The failure count is read only under a row lock in a write transaction (the lockout), never
+    # from a cached user, so counting one does not make this node forget the user: a burst of
+    # wrong passwords would otherwise read the user row again for every guess.
+    async def add_failed_login(self, user_id: int) -> tuple[int, bool] | None:
+        """One more failure in one statement: (failures now, is_locked), None if no such row."""
+        row = (await self.s.execute(_ADD_FAILED_LOGIN, {"p_id": user_id})).first()
+        return (int(row[0]), bool(row[1])) if row else None
+
+    async def lock_state(self, user_id: int) -> LockState | None:
+        """A live user's lock columns, the row locked until the transaction ends."""
+        row = (await self.s.execute(_LOCK_STATE, {"p_id": user_id})).first()
+        return LockState(bool(row[0]), bool(row[1]), row[2], int(row[3])) if row else None
+
+    async def reset_failed_logins(self, user_id: int) -> None:
+        await self.s.execute(_RESET_FAILED_LOGINS, {"p_id": user_id})
 
     async def list(self, search: str | None, limit: int, after_id: int | None) -> Sequence[User]:
         stmt = self._live().order_by(UserRow.id).limit(limit)

@@ -16,6 +16,7 @@ from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows.users import find_user
 from authgate.core.identifiers import classify
 from authgate.core.model import RequestContext, User
+from authgate.core.ports import Tx
 from authgate.core.service import Core
 from authgate.core.sessions import Issued
 from authgate.core.sessions import lock_active as lock_active  # moved to core/sessions.py; re-exported
@@ -54,6 +55,21 @@ async def check_password(
     # transaction resets the failure count. Failures and locks are settled under a row lock.
     if ok and not user.is_locked and user.is_active:
         return await _maybe_rehash(core, user, password, stored, rehash)
+    # AUTHGATE_RATE_LIMITS=off (benchmarks; refused in production) turns lockout off too.
+    lockout = bool(settings.lockout_threshold and core.guard.enabled)
+    if not ok and not user.is_locked:
+        # The common failure: one counting statement. The row is read whole only when this
+        # failure locks the account (the read above may be stale: the count decides).
+        async with core.store.transaction() as tx:
+            counted = await tx.users.add_failed_login(user.id)
+            if counted is None:
+                raise AuthError(ErrorCode.USER_NOT_FOUND)
+            failures, locked = counted
+            if lockout and failures >= settings.lockout_threshold and not locked:
+                await _lock(core, tx, ctx, user.id, failures, now)
+            await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
+        await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+        raise AuthError(ErrorCode.INVALID_CREDENTIALS)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
@@ -64,14 +80,10 @@ async def check_password(
             await tx.users.save(user)
             await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
         if not ok:
-            failures = await tx.users.add_failed_login(user.id)
-            # AUTHGATE_RATE_LIMITS=off (benchmarks; refused in production) turns lockout off too.
-            lockout = settings.lockout_threshold and core.guard.enabled
+            counted = await tx.users.add_failed_login(user.id)
+            failures = counted[0] if counted else 0
             if lockout and failures >= settings.lockout_threshold and not user.is_locked:
-                user.failed_logins = failures
-                user.is_locked, user.locked_at = True, now
-                await tx.users.save(user)
-                await audit.record(tx, Event.ACCOUNT_LOCKED, ctx, user.id, failures=failures)
+                user = await _lock(core, tx, ctx, user.id, failures, now) or user
             await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
     if not ok:
         await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
@@ -83,6 +95,18 @@ async def check_password(
         await _fail(core, ctx, user, "inactive")
         raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
     return await _maybe_rehash(core, user, password, stored, rehash)
+
+
+async def _lock(core: Core, tx: Tx, ctx: RequestContext, user_id: int, failures: int, now: datetime) -> User | None:
+    """This failure reached the threshold: lock the account (CONTRACT §1: 15 minutes)."""
+    user = await tx.users.get(user_id, for_update=True)
+    if user is None:
+        return None
+    user.failed_logins = failures
+    user.is_locked, user.locked_at = True, now
+    await tx.users.save(user)
+    await audit.record(tx, Event.ACCOUNT_LOCKED, ctx, user.id, failures=failures)
+    return user
 
 
 async def _maybe_rehash(core: Core, user: User, password: str, stored: str | None, rehash: bool) -> User:
@@ -118,18 +142,20 @@ async def password_login(
     """Check the password and open a session."""
     user = await check_password(core, ctx, login_id, password, field=field)
     async with core.store.transaction() as tx:
-        fresh = await tx.users.get(user.id, for_update=True)
-        if fresh is None:
+        # Only the lock columns, under the row lock: the rest of ``user`` was read a moment ago.
+        state = await tx.users.lock_state(user.id)
+        if state is None:
             raise AuthError(ErrorCode.USER_NOT_FOUND)
-        if fresh.is_locked and lock_active(core, fresh, datetime.now(UTC)):
+        user.is_active, user.is_locked, user.locked_at = state.is_active, state.is_locked, state.locked_at
+        if state.is_locked and lock_active(core, user, datetime.now(UTC)):
             raise AuthError(ErrorCode.ACCOUNT_LOCKED)  # locked since the password was checked
-        if not fresh.is_active:
+        if not state.is_active:
             raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
-        if fresh.failed_logins:
-            fresh.failed_logins = 0
-            await tx.users.save(fresh)
+        if state.failed_logins:
+            await tx.users.reset_failed_logins(user.id)
+        user.failed_logins = 0
         issued = await core.sessions.start(
-            tx, fresh, ctx, device_token=device_token, device_type=device_type, device_info=device_info
+            tx, user, ctx, device_token=device_token, device_type=device_type, device_info=device_info
         )
-        await audit.record(tx, Event.LOGIN_SUCCEEDED, ctx, fresh.id, method="password", session=issued.session.id)
-    return LoginResult(fresh, issued)
+        await audit.record(tx, Event.LOGIN_SUCCEEDED, ctx, user.id, method="password", session=issued.session.id)
+    return LoginResult(user, issued)
