@@ -49,11 +49,11 @@ async def signup_with_password(
     )
     try:
         async with core.store.transaction() as tx:
-            if await tx.users.get_by_email(email_norm):
-                raise AuthError(ErrorCode.USER_EXISTS, field="email")
+            # The unique indexes decide (CONTRACT: no check-then-insert); a conflict ends the
+            # transaction, so the insert needs no savepoint.
             try:
                 if chosen:
-                    await tx.users.create(user)
+                    await tx.users.create(user, savepoint=False)
                 else:
                     await insert_with_free_username(tx, user, email_norm)
             except AuthError as exc:
