@@ -103,7 +103,7 @@ def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
                 fx.open_sessions(o.sessions)
             except Exception as exc:  # noqa: BLE001 - the workloads needing a session skip
                 fx.notes.append(f"{type(exc).__name__}: {exc}"[:300])
-        runner = Runner(o, server, fx, workdir, log)
+        runner = Runner(o, server, fx, workdir, log, hashing.get("params"))
         log(f"workloads: {o.duration:g}s each after {o.warmup:g}s of warm-up, "
             f"{o.connections} connections, {runner.wrk_threads} wrk thread(s) on core(s) {o.wrk_cpus or 'any'}")
         rows = runner.suite(o.only)
@@ -112,7 +112,7 @@ def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
         doc["fixtures"] = {"users": fx.users, "sessions": len(fx.sessions), "token_source": fx.token_source,
                            "notes": fx.notes}
         if o.scale is not None:
-            doc["scale"] = scale(o, server, fx, workdir, rows, password_hash)
+            doc["scale"] = scale(o, server, fx, workdir, rows, password_hash, hashing.get("params"))
         if o.soak is not None:
             doc["soak"] = run_soak(o, server, fx, runner)
         doc["targets"] = targets(doc)
@@ -127,7 +127,7 @@ def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
 
 
 def scale(o: Options, server: Server, fx: Fixtures, workdir: Path, base_rows: list[Row],
-          password_hash: str) -> dict[str, Any]:
+          password_hash: str, hash_params: dict[str, int] | None = None) -> dict[str, Any]:
     assert o.postgres and o.scale
     log(f"seeding users {o.scale_base + 1:,}..{o.scale:,} with COPY")
     t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def scale(o: Options, server: Server, fx: Fixtures, workdir: Path, base_rows: li
     asyncio.run(seed.copy_users(o.postgres, o.scale_base + 1, o.scale + 1, password_hash, progress=progress))
     seeded_s = time.perf_counter() - t0
     fx.users = o.scale
-    runner = Runner(o, server, fx, workdir, log)
+    runner = Runner(o, server, fx, workdir, log, hash_params)
     log(f"repeating {', '.join(SCALE_WORKLOADS)} with {o.scale:,} users")
     runner.suite([n for n in SCALE_WORKLOADS if n in o.only])
     rows = runner.rows

@@ -8,7 +8,10 @@
   per hash) compares like with like;
 - ``--password P``: P's hash with those parameters (what seeded users get, so a login checks
   exactly what it would for a user who signed up);
-- ``--client NAME``: a registered client app (clientId, clientSecret) for W5's signatures.
+- ``--client NAME``: a registered client app (clientId, clientSecret) for W5's signatures;
+- ``--time-hash M,T,P``: only the hash timing, with these parameters (no settings, no
+  database): bench/cli.py re-times the hash around each hashing workload, since this machine's
+  speed drifts by ±10 % within minutes.
 """
 
 from __future__ import annotations
@@ -61,7 +64,12 @@ def main() -> None:
     parser.add_argument("--migrate", action="store_true")
     parser.add_argument("--password")
     parser.add_argument("--client")
+    parser.add_argument("--time-hash", metavar="M,T,P")
     args = parser.parse_args()
+    if args.time_hash:
+        memory_kib, time_cost, parallelism = (int(v) for v in args.time_hash.split(","))
+        print(json.dumps({"hash": measure(args.samples, memory_kib, time_cost, parallelism)}))
+        return
     from authgate.config import Settings
 
     s = Settings()

@@ -50,6 +50,7 @@ class Row:
     counters: dict[str, int] = field(default_factory=dict)
     peak_rss_mib: float | None = None
     efficiency: float | None = None
+    hash_s: float | None = None  # W1/W2/W4: one hash, timed just before and after this workload
     vs_floor: float | None = None
 
     @classmethod
@@ -90,8 +91,11 @@ def finish_rows(rows: Sequence[Row], seconds_per_hash: float | None) -> None:
         if r.status != "ok":
             continue
         r.vs_floor = ratio(r.rps, floor) if r.name != "FLOOR" else None
-        if r.name in HASHING and seconds_per_hash and r.rps is not None:
-            r.efficiency = efficiency(r.rps, seconds_per_hash)
+        per_hash = r.hash_s or seconds_per_hash
+        if r.name in HASHING and per_hash and r.rps is not None:
+            r.efficiency = efficiency(r.rps, per_hash)
+            if r.hash_s and not r.note:
+                r.note = f"hash {r.hash_s * 1000:.1f} ms"
 
 
 def _num(value: float | None, fmt: str) -> str:

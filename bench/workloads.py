@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import seed, signing, wrk
 from bench.fixtures import CHECK, HEALTHZ, INFO, LOGIN, ME, REFRESH, SIGNUP, Fixtures, Probe, login_body
 from bench.options import Options
-from bench.report import Row
+from bench.report import HASHING, Row
 from bench.server import Server
 
 Args = Callable[[str, float], Sequence[str]]  # (phase "warmup"|"run", seconds) -> the script's args
@@ -37,8 +37,9 @@ def expect(probe: Probe, wanted: int, what: str) -> None:
 
 class Runner:
     def __init__(self, opts: Options, server: Server, fx: Fixtures, workdir: Path,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, hash_params: dict[str, int] | None = None) -> None:
         self.opts = opts
+        self.hash_params = hash_params  # the server's argon2id parameters (bench.prep's timing)
         self.server = server
         self.fx = fx
         self.workdir = workdir
@@ -60,11 +61,30 @@ class Runner:
 
     def measure(self, name: str, endpoint: str, script: str, args: Args, expected: Iterable[int]) -> Row:
         o = self.opts
+        before = self.time_hash() if name in HASHING else None
         if o.warmup > 0:
             wrk.run(self.command(script, args("warmup", o.warmup), o.warmup), o.warmup)
         with self.server.rss() as rss:
             res = wrk.run(self.command(script, args("run", o.duration), o.duration), o.duration)
-        return Row.measured(name, endpoint, res, expected, rss.peak_mib)
+        row = Row.measured(name, endpoint, res, expected, rss.peak_mib)
+        if before is not None:
+            after = self.time_hash()
+            row.hash_s = (before + after) / 2 if after is not None else before
+        return row
+
+    def time_hash(self) -> float | None:
+        """Seconds one hash takes now, on the server's core(s) while the server idles: the
+        efficiency of W1/W2/W4 divides by the machine's speed during that workload, not at start."""
+        params = self.hash_params
+        if not params:
+            return None
+        spec = f"{params['memory_kib']},{params['time_cost']},{params['parallelism']}"
+        try:
+            timed = self.server.python("bench.prep", "--time-hash", spec, "--samples", str(self.opts.hash_samples),
+                                       timeout=120)
+        except Exception:  # noqa: BLE001 - the run's first timing stands in
+            return None
+        return float(timed["hash"]["hash_s"])
 
     def run(self, name: str, endpoint: str, fn: Callable[[], Row]) -> Row:
         self.log(f"  {name:8} {endpoint} ...")

@@ -193,6 +193,55 @@ def test_finish_rows_sets_ratios_and_efficiency_only_where_they_mean_something()
     assert by["W5"].vs_floor is None and by["W5"].efficiency is None
 
 
+def test_a_hash_timed_around_the_workload_is_what_its_efficiency_divides_by() -> None:
+    w4 = _row("W4", 18)
+    w4.hash_s = 0.04  # the machine slowed down since the run's first timing (0.05)
+    w2 = _row("W2", 18)
+    report.finish_rows([w4, w2], 0.05)
+    assert w4.efficiency == pytest.approx(0.72) and w4.note == "hash 40.0 ms"
+    assert w2.efficiency == pytest.approx(0.9) and w2.note == ""
+
+
+def test_prep_times_a_hash_without_settings_or_a_database(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "bench.prep", "--time-hash", "64,1,1", "--samples", "3"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    timed = json.loads(out.stdout)["hash"]
+    assert timed["samples"] == 3 and 0 < timed["hash_s"] < 1
+    assert timed["params"] == {"memory_kib": 64, "time_cost": 1, "parallelism": 1}
+
+
+def test_runner_times_the_hash_before_and_after_a_hashing_workload_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.workloads import Runner
+
+    timings = iter([0.030, 0.040])
+    runner = Runner.__new__(Runner)
+    runner.opts = options.parse(["--warmup", "0", "--duration", "1"])
+    runner.hash_params = {"memory_kib": 19456, "time_cost": 2, "parallelism": 1}
+    runner.time_hash = lambda: next(timings)  # type: ignore[method-assign]
+    runner.command = lambda script, args, seconds: ["wrk"]  # type: ignore[method-assign]
+
+    class Rss:
+        peak_mib = 100.0
+
+        def __enter__(self) -> Rss:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    runner.server = type("S", (), {"rss": lambda self: Rss()})()  # type: ignore[assignment]
+    monkeypatch.setattr("bench.workloads.wrk.run", lambda cmd, seconds: wrk.WrkResult(1.0, 30, {200: 30}))
+    row = runner.measure("W2", "POST /app/auth/login", "login.lua", lambda _p, _s: [], [200])
+    assert row.hash_s == pytest.approx(0.035)
+    row = runner.measure("W3-me", "GET /me", "get.lua", lambda _p, _s: [], [200])
+    assert row.hash_s is None
+
+
 def test_targets_from_one_run() -> None:
     rows = [_row("FLOOR", 1000), _row("W3-me", 600), _row("W5", 250), _row("W2", 18), _row("W7", 5, p99=80.0)]
     report.finish_rows(rows, 0.05)
