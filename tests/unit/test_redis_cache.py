@@ -1,4 +1,4 @@
-"""The shared cache on Redis: nonces are pipelined per batch, each still its own SET NX."""
+"""The shared cache on Redis: nonces are batched, one script call per batch, each key still set if absent."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ async def test_concurrent_adds_share_round_trips_and_keep_set_if_absent() -> Non
 
     cache = RedisCache(need(REDIS_URL, "AUTHGATE_TEST_REDIS_URL"))
     round_trips = 0
-    real_pipeline = cache.client.pipeline
+    real_add_all = cache._add_all
 
-    def counting_pipeline(*args, **kwargs):  # type: ignore[no-untyped-def]
+    async def counting_add_all(*args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal round_trips
         round_trips += 1
-        return real_pipeline(*args, **kwargs)
+        return await real_add_all(*args, **kwargs)
 
-    cache.client.pipeline = counting_pipeline  # type: ignore[method-assign]
+    cache._add_all = counting_add_all  # type: ignore[method-assign]
     try:
         run = secrets.token_hex(6)
         keys = [f"test:{run}:{i}" for i in range(60)] + [f"test:{run}:7"]  # one key twice
@@ -74,3 +74,19 @@ def _host_port(url: str) -> tuple[str, int]:
 
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+async def test_adds_survive_redis_forgetting_the_script() -> None:
+    """A Redis restart (or SCRIPT FLUSH) drops loaded scripts: the next batch loads it again."""
+    from authgate.adapters.redis import RedisCache
+
+    cache = RedisCache(need(REDIS_URL, "AUTHGATE_TEST_REDIS_URL"))
+    try:
+        run = secrets.token_hex(6)
+        assert await cache.add(f"test:{run}:a", 30) is True
+        await cache.client.script_flush()
+        assert await cache.add(f"test:{run}:b", 30) is True
+        assert await cache.add(f"test:{run}:a", 30) is False
+        assert 0 < await cache.client.ttl(f"authgate:test:{run}:b") <= 30
+    finally:
+        await cache.close()

@@ -25,17 +25,30 @@ def redis_limiter(url: str, timeout: float = 1.0) -> LimitsRateLimiter:
     return LimitsRateLimiter(storage, errors=(RedisError,))
 
 
+# Every key of a batch its own SET NX EX, in one command: a script runs atomically on the server,
+# so each key is still set-if-absent on its own; the batch costs one command to pack and one reply
+# to parse (a pipeline of N SETs cost twice the client CPU for N = 8).
+_ADD_ALL = """
+local added = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[i]) then added[i] = 1 else added[i] = 0 end
+end
+return added
+"""
+
+
 class RedisCache:
     """Set-if-absent with expiry (app-signature nonces, one-time marks), shared by every node.
 
-    Adds are pipelined: those made while a round trip is in flight (or in the same turn of the
-    event loop) go to Redis together in the next one, each still its own ``SET NX EX``. Under load
-    a node sends one round trip per batch instead of one per request (the nonce's round trip was
-    ~12 % of a signed request's time); alone, an add costs one round trip as before.
+    Adds are batched: those made while a round trip is in flight (or in the same turn of the event
+    loop) go to Redis together in the next one, one script call setting each key if absent. Under
+    load a node sends one round trip per batch instead of one per request (the nonce's round trip
+    was ~12 % of a signed request's time); alone, an add costs one round trip as before.
     """
 
     def __init__(self, url: str, timeout: float = 1.0) -> None:
         self.client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._add_all = self.client.register_script(_ADD_ALL)  # EVALSHA, loaded again after a restart
         self._pending: list[tuple[str, int, asyncio.Future[bool]]] = []
         self._sending: asyncio.Task[None] | None = None
 
@@ -54,10 +67,7 @@ class RedisCache:
                 await asyncio.sleep(0)  # let the rest of this loop turn's requests join the batch
                 batch, self._pending = self._pending, []
                 try:
-                    async with self.client.pipeline(transaction=False) as pipe:
-                        for key, ttl, _ in batch:
-                            pipe.set(key, b"1", nx=True, ex=ttl)
-                        results = await pipe.execute()
+                    results = await self._add_all(keys=[key for key, _, _ in batch], args=[ttl for _, ttl, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, none hangs
                     for _, _, future in batch:
                         if not future.done():
