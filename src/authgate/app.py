@@ -21,7 +21,7 @@ from authgate.config import Settings
 from authgate.container import Container, build
 from authgate.core.service import Core
 from authgate.surfaces import dispatch, form, ops
-from authgate.surfaces.common import BodyLimit, Surfaces, install_error_handlers
+from authgate.surfaces.common import BodyLimit, JSONResponse, Surfaces, install_error_handlers
 
 log = structlog.get_logger("authgate.http")
 
@@ -137,6 +137,7 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
         # `/app/auth/login`; the documented trailing-slash paths (seed 002's `PUT /api/users/`)
         # are routes of their own.
         redirect_slashes=False,
+        default_response_class=JSONResponse,  # orjson (surfaces/common.py)
         # FastAPI's native OpenTelemetry asks the global providers whether they are configured on
         # every request (~3 % of a signed username check); authgate's own metrics are Prometheus.
         # It stays on when the process is set up for OpenTelemetry (any OTEL_* variable).

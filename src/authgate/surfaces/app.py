@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, field_validator
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows import accounts, devices, login, logout, otp_natures, passwords, pin
@@ -19,7 +19,7 @@ from authgate.core.flows.otp_natures import Nature, SendType
 from authgate.core.i18n import message
 from authgate.core.model import TokenType
 from authgate.core.sessions import Issued, Principal
-from authgate.surfaces.common import SurfaceSpec, bearer, context, core_of, with_retry_after
+from authgate.surfaces.common import JSONResponse, SurfaceSpec, bearer, context, core_of, with_retry_after
 
 PREFIX = "/app/auth"
 SURFACE = "app"

@@ -16,6 +16,8 @@ import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+import orjson
+from starlette.responses import JSONResponse as _StarletteJSONResponse
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +28,14 @@ from authgate.core.model import RequestContext
 from authgate.core.service import Core
 
 log = structlog.get_logger("authgate.http")
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """Every surface's JSON answers, serialised by orjson (the same compact UTF-8 as Starlette's
+    ``json.dumps`` rendering, several times faster)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 Renderer = Callable[[AuthError, str, str], Response]  # (error, locale, path)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authgate.adapters.billing.stripe import parse_event
 from authgate.core.errors import AuthError, ErrorCode, Kind
@@ -24,7 +24,15 @@ from authgate.core.flows import billing
 from authgate.core.identifiers import normalise_username
 from authgate.core.model import TokenType
 from authgate.core.sessions import Principal
-from authgate.surfaces.common import SurfaceSpec, bearer, context, core_of, text_for, with_retry_after
+from authgate.surfaces.common import (
+    JSONResponse,
+    SurfaceSpec,
+    bearer,
+    context,
+    core_of,
+    text_for,
+    with_retry_after,
+)
 
 CSRF_PATH = "/api/auth/csrf-token"
 router = APIRouter(tags=["customer (seed 000)"])

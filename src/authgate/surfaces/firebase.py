@@ -14,14 +14,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
 from authgate.core.flows import federated, logout, onboarding
 from authgate.core.flows.login import lock_active
 from authgate.core.model import User
 from authgate.core.sessions import Issued
-from authgate.surfaces.common import SurfaceSpec, bearer, context, core_of, text_for, with_retry_after
+from authgate.surfaces.common import (
+    JSONResponse,
+    SurfaceSpec,
+    bearer,
+    context,
+    core_of,
+    text_for,
+    with_retry_after,
+)
 
 PREFIX = "/api/v1"
 SURFACE = "firebase"

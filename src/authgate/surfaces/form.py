@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
 from authgate.core.flows import codes, login, logout, signup, verification
 from authgate.core.identifiers import normalise_email
 from authgate.core.model import Session, User
 from authgate.core.service import Core
-from authgate.surfaces.common import SurfaceSpec, context, core_of, text_for, with_retry_after
+from authgate.surfaces.common import JSONResponse, SurfaceSpec, context, core_of, text_for, with_retry_after
 
 PREFIX = "/api/auth/v1"
 router = APIRouter(prefix=PREFIX, tags=["form (seed 003)"])

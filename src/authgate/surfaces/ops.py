@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authgate.core.errors import AuthError
-from authgate.surfaces.common import SurfaceSpec, core_of, text_for, with_retry_after
+from authgate.surfaces.common import JSONResponse, SurfaceSpec, core_of, text_for, with_retry_after
 
 router = APIRouter(tags=["ops"])
 

@@ -13,12 +13,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
 from authgate.core.flows import sync
 from authgate.core.model import AuditEvent, User
-from authgate.surfaces.common import SurfaceSpec, bearer, context, core_of, text_for, with_retry_after
+from authgate.surfaces.common import (
+    JSONResponse,
+    SurfaceSpec,
+    bearer,
+    context,
+    core_of,
+    text_for,
+    with_retry_after,
+)
 
 router = APIRouter(tags=["sync (seed 002)"])
 
