@@ -14,6 +14,7 @@ from typing import Any
 from bench.wrk import WrkResult
 
 HASHING = ("W1", "W2", "W4")
+RATIOS = ("W3-me", "W3-info", "W5")  # the workloads with a target against FLOOR
 
 
 def efficiency(requests_per_s: float, seconds_per_hash: float) -> float:
@@ -51,6 +52,7 @@ class Row:
     peak_rss_mib: float | None = None
     efficiency: float | None = None
     hash_s: float | None = None  # W1/W2/W4: one hash, timed just before and after this workload
+    floor_rps: float | None = None  # W3/W5: FLOOR measured just before and after this workload
     vs_floor: float | None = None
 
     @classmethod
@@ -90,7 +92,7 @@ def finish_rows(rows: Sequence[Row], seconds_per_hash: float | None) -> None:
     for r in rows:
         if r.status != "ok":
             continue
-        r.vs_floor = ratio(r.rps, floor) if r.name != "FLOOR" else None
+        r.vs_floor = ratio(r.rps, r.floor_rps or floor) if r.name != "FLOOR" else None
         per_hash = r.hash_s or seconds_per_hash
         if r.name in HASHING and per_hash and r.rps is not None:
             r.efficiency = efficiency(r.rps, per_hash)

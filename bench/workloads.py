@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import seed, signing, wrk
 from bench.fixtures import CHECK, HEALTHZ, INFO, LOGIN, ME, REFRESH, SIGNUP, Fixtures, Probe, login_body
 from bench.options import Options
-from bench.report import HASHING, Row
+from bench.report import HASHING, RATIOS, Row
 from bench.server import Server
 
 Args = Callable[[str, float], Sequence[str]]  # (phase "warmup"|"run", seconds) -> the script's args
@@ -62,6 +62,7 @@ class Runner:
     def measure(self, name: str, endpoint: str, script: str, args: Args, expected: Iterable[int]) -> Row:
         o = self.opts
         before = self.time_hash() if name in HASHING else None
+        floor_before = self.floor_now() if name in RATIOS and self.adjacent_floor else 0.0
         if o.warmup > 0:
             wrk.run(self.command(script, args("warmup", o.warmup), o.warmup), o.warmup)
         with self.server.rss() as rss:
@@ -70,7 +71,21 @@ class Runner:
         if before is not None:
             after = self.time_hash()
             row.hash_s = (before + after) / 2 if after is not None else before
+        if name in RATIOS and self.adjacent_floor:
+            row.floor_rps = (floor_before + self.floor_now()) / 2
         return row
+
+    @property
+    def adjacent_floor(self) -> bool:
+        """Targets set against FLOOR compare with a FLOOR measured right before and after the
+        workload, as the hash is re-timed for W1/W2/W4: this VM's speed drifts by ±15 % between
+        minutes, more than the differences the ratios are meant to show."""
+        return "FLOOR" in self.opts.only and not self.opts.quick
+
+    def floor_now(self) -> float:
+        seconds = min(3.0, self.opts.duration)
+        res = wrk.run(self.command("get.lua", [HEALTHZ], seconds), seconds)
+        return res.ok_rps([200])
 
     def time_hash(self) -> float | None:
         """Seconds one hash takes now, on the server's core(s) while the server idles: the

@@ -240,6 +240,17 @@ def test_runner_times_the_hash_before_and_after_a_hashing_workload_only(monkeypa
     assert row.hash_s == pytest.approx(0.035)
     row = runner.measure("W3-me", "GET /me", "get.lua", lambda _p, _s: [], [200])
     assert row.hash_s is None
+    assert row.floor_rps == pytest.approx(30.0)  # FLOOR re-measured around the ratio workload
+    runner.opts = options.parse(["--warmup", "0", "--duration", "1", "--only", "W3"])
+    assert runner.measure("W3-me", "GET /me", "get.lua", lambda _p, _s: [], [200]).floor_rps is None
+
+
+def test_a_ratio_divides_by_the_floor_measured_around_its_workload() -> None:
+    w5 = _row("W5", 300)
+    w5.floor_rps = 750.0  # the machine was slower than at the run's own FLOOR (1000)
+    w3 = _row("W3-me", 600)
+    report.finish_rows([_row("FLOOR", 1000), w5, w3], None)
+    assert w5.vs_floor == pytest.approx(0.4) and w3.vs_floor == pytest.approx(0.6)
 
 
 def test_targets_from_one_run() -> None:
