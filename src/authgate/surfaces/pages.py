@@ -18,7 +18,6 @@ from authgate.core.flows import logout, pin, signup, ui_account, ui_codes, verif
 from authgate.core.flows.login import password_login
 from authgate.core.flows.passwords import reset_password
 from authgate.core.i18n import match_locale
-from authgate.core.identifiers import refuse_control
 from authgate.surfaces.common import SurfaceSpec, core_of
 from authgate.web import admin
 from authgate.web.kit import (
@@ -50,7 +49,7 @@ SPEC = SurfaceSpec("pages", (PREFIX,), render_error)
 
 # The core's field names → this surface's inputs.
 SIGNUP_FIELDS = {"email": "email", "username": "username", "password": "password",
-                 "metadata.phone-number": "phone", "phone": "phone", "full_name": "full_name"}
+                 "metadata.phone-number": "phone", "phone": "phone", "name": "full_name"}
 LOGIN_FIELDS = {"login": "login", "password": "password"}
 CODE_FIELDS = {"code": "code", "otp": "code"}
 PASSWORD_FIELDS = {"password": "password", "confirm_password": "confirm_password",
@@ -119,7 +118,6 @@ async def signup_post(request: Request) -> Response:
     check_csrf(request, form, await viewer(request), signed_in=False)
     ctx = ctx_of(request)
     full_name = form.get("full_name", "").strip()[:200]
-    refuse_control(full_name, "full_name")  # a NUL would be a PostgreSQL error, not a 422
     user, issued = await signup.signup_with_password(
         core, ctx,
         email=form.get("email", ""),

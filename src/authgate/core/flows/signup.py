@@ -6,7 +6,7 @@ from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows.users import insert_with_free_username, new_user
-from authgate.core.identifiers import clean_username, normalise_email, parse_phone
+from authgate.core.identifiers import clean_username, normalise_email, parse_phone, refuse_control
 from authgate.core.model import AuthProvider, RequestContext, User
 from authgate.core.service import Core
 from authgate.core.sessions import Issued
@@ -35,6 +35,8 @@ async def signup_with_password(
     derive = not username or username.strip().lower() == email.strip().lower()
     chosen = None if derive else clean_username(username or "", "username")
     phone_e164 = parse_phone(phone, core.settings.default_region, "metadata.phone-number") if phone else None
+    if full_name:
+        refuse_control(full_name, "name")  # no name has one, and PostgreSQL cannot store a NUL
     core.policy.check(password, "password")
     password_hash = await core.hasher.hash(password, gone=ctx.gone)
     user = new_user(
