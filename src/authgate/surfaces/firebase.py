@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
-from authgate.core.flows import federated, logout, onboarding
+from authgate.core.flows import codes, federated, logout, onboarding
 from authgate.core.flows.login import lock_active
 from authgate.core.model import User
 from authgate.core.sessions import Issued
@@ -132,7 +132,7 @@ class PhoneBody(BaseModel):
 
 class PhoneVerifyBody(BaseModel):
     phoneNumber: str | None = None
-    otp: Any = None  # a string or an integer of digits; checked in the route (true is not 1)
+    otp: Any = None  # a string or an integer of digits (core/flows/codes.normalise_code)
 
 
 class PreferencesBody(BaseModel):
@@ -263,11 +263,9 @@ async def verify_phone(request: Request, body: Annotated[PhoneVerifyBody | None,
     body = body or PhoneVerifyBody()
     phone = required(body.phoneNumber, "phoneNumber")
     core = core_of(request)
-    raw = body.otp
-    if isinstance(raw, bool) or not isinstance(raw, int | str | None):
-        raise AuthError(ErrorCode.INVALID_FIELD, field="otp", detail=OTP_FORMAT)
-    otp = str(raw).zfill(core.settings.otp_length) if isinstance(raw, int) else raw
-    code = required(otp, "otp")
+    if body.otp is None or (isinstance(body.otp, str) and not body.otp.strip()):
+        raise AuthError(ErrorCode.INVALID_FIELD, field="otp", detail=REQUIRED["otp"])
+    code = codes.normalise_code(core, body.otp, min_text_digits=4, refusal=OTP_FORMAT)
     updated = await onboarding.verify_phone(core, context(request, SURFACE), user.id, phone, code)
     return ok("Phone number verified successfully", progress_json(updated))
 

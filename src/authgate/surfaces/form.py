@@ -7,13 +7,10 @@ carry ``x-csrf-token`` (from ``GET /api/auth/csrf-token``); the header cannot be
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import RedirectResponse, Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
@@ -75,14 +72,7 @@ class SignupBody(BaseModel):
     metadata: Metadata | None = None
     password: str = Field(max_length=1024)
     dont_login: bool = Field(default=False, alias="dont-login")
-
-    @field_validator("name")
-    @classmethod
-    def _printable_name(cls, value: str | None) -> str | None:
-        # Control characters are never part of a name, and PostgreSQL cannot store NUL at all.
-        if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise PydanticCustomError("control_characters", "must not contain control characters")
-        return value
+    # Control characters in the name: 422 from core/flows/signup.py.
 
 
 class LoginBody(BaseModel):
@@ -107,22 +97,9 @@ class VerificationTarget(BaseModel):
     verification_status: Literal["email", "phone"] = Field(alias="verification-status")
 
 
-_OTP_TEXT = re.compile(r"[0-9]{4,8}")
-
-
 class OtpUpdateBody(BaseModel):
-    otp: int | str  # the seed sends a string; a number is accepted (leading zeros restored)
+    otp: Any  # the seed sends a string; a number is accepted (core/flows/codes.normalise_code)
     user: VerificationTarget
-
-    @field_validator("otp", mode="before")
-    @classmethod
-    def _otp_digits(cls, value: Any) -> Any:
-        # One check for both shapes, so an error names ``otp`` (not ``otp.constrained-int``).
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 99_999_999:
-            return value
-        if isinstance(value, str) and _OTP_TEXT.fullmatch(value):
-            return value
-        raise PydanticCustomError("otp_digits", "must be 4-8 digits")
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -226,7 +203,7 @@ async def send_otp(body: EmailBody, request: Request) -> dict[str, str]:
 async def update_with_otp(body: OtpUpdateBody, request: Request) -> dict[str, Any]:
     core = core_of(request)
     _, user = await current_session(request, changes_state=True)
-    code = str(body.otp).zfill(core.settings.otp_length) if isinstance(body.otp, int) else body.otp
+    code = codes.normalise_code(core, body.otp, min_text_digits=4, refusal="must be 4-8 digits")
     updated = await codes.confirm_channel(
         core, context(request, "form"), user.id, code, body.user.verification_status
     )

@@ -14,10 +14,28 @@ from datetime import UTC, datetime
 
 from authgate.core import audit
 from authgate.core.audit import Event
-from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.errors import AuthError, ErrorCode, invalid
 from authgate.core.messages import otp_text
 from authgate.core.model import OneTimeSecret, RequestContext, User
 from authgate.core.service import Core
+
+
+def normalise_code(
+    core: Core, otp: object, field: str = "otp", *, min_text_digits: int = 1, refusal: str | None = None
+) -> str:
+    """An OTP as a client sent it: an integer (seed 001; its leading zeros lost, restored here) or
+    a string of ASCII digits (seeds 003 and 004, at least ``min_text_digits`` of them). JSON
+    ``true`` is not 1. Anything else is 422 naming ``field``, worded ``refusal`` where a surface
+    documents its own wording."""
+    if isinstance(otp, int) and not isinstance(otp, bool):
+        if not 0 <= otp < 10**8:
+            raise invalid(field, refusal or "must be an integer of at most 8 digits")
+        return str(otp).zfill(core.otp.length)
+    if isinstance(otp, str):
+        text = otp.strip()
+        if text.isascii() and text.isdigit() and min_text_digits <= len(text) <= 8:
+            return text.zfill(core.otp.length)
+    raise invalid(field, refusal or "must be an integer")
 
 
 SEND_IP_RULE = "otp_send_ip"  # every send (code or link) per client IP

@@ -87,19 +87,6 @@ class Verified:
     issued: Issued | None  # a full session (login, signup), a reset session, or None (4 and 5)
 
 
-def normalise_code(core: Core, otp: object, field: str = "otp") -> str:
-    """Seed 001 sends the OTP as an integer (leading zeros lost); digit strings are accepted too."""
-    if isinstance(otp, bool):
-        raise invalid(field, "must be an integer")
-    if isinstance(otp, int):
-        if not 0 <= otp < 10**8:
-            raise invalid(field, "must be an integer of at most 8 digits")
-        return str(otp).zfill(core.otp.length)
-    if isinstance(otp, str) and otp.strip().isdigit() and otp.strip().isascii() and len(otp.strip()) <= 8:
-        return otp.strip().zfill(core.otp.length)
-    raise invalid(field, "must be an integer")
-
-
 # --- sending -------------------------------------------------------------------------------------
 async def request_otp(
     core: Core,
@@ -208,7 +195,7 @@ async def verify_otp(
     device_type: int | None = None,
 ) -> Verified:
     """Check an otpToken of ``nature`` and its code, then complete the nature."""
-    code = normalise_code(core, otp)
+    code = codes.normalise_code(core, otp)
     if nature.needs_session and user_id is None:
         raise AuthError(ErrorCode.TOKEN_MISSING)
     ip = ctx.ip or ""
