@@ -119,6 +119,21 @@ def text_for(err: AuthError, locale: str) -> str:
     return message(err.code.value, locale, field=err.field or "", retry_after=err.retry_after or "")
 
 
+_TOKEN_REFUSALS = (ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_MISSING)
+
+
+def bearer_challenge(err: AuthError, *, always_a_token: bool = False) -> str:
+    """The ``WWW-Authenticate`` of a 401 (RFC 9110 §15.5.2, RFC 6750 §3): a refused token says
+    ``invalid_token`` (and why, when it expired); another 401 only names the scheme.
+    ``always_a_token``: on this surface every 401 is about the Bearer token."""
+    if not always_a_token and err.code not in _TOKEN_REFUSALS:
+        return "Bearer"
+    value = 'Bearer error="invalid_token"'
+    if err.code is ErrorCode.TOKEN_EXPIRED:
+        value += ', error_description="The access token expired"'
+    return value
+
+
 def with_retry_after(response: Response, err: AuthError) -> Response:
     if err.retry_after:
         response.headers["Retry-After"] = str(err.retry_after)

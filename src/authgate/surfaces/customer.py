@@ -28,6 +28,7 @@ from authgate.surfaces.common import (
     JSONResponse,
     SurfaceSpec,
     bearer,
+    bearer_challenge,
     context,
     core_of,
     text_for,
@@ -55,12 +56,8 @@ def render(err: AuthError, locale: str, path: str = "") -> Response:
     if err.field:
         error["field"] = err.field
     response = JSONResponse({"error": error}, status_code=err.status)
-    if err.kind is Kind.UNAUTHENTICATED:
-        description = "The access token expired" if err.code is ErrorCode.TOKEN_EXPIRED else None
-        value = 'Bearer error="invalid_token"'
-        if description:
-            value += f', error_description="{description}"'
-        response.headers["WWW-Authenticate"] = value
+    if err.kind is Kind.UNAUTHENTICATED:  # seed 000: a missing, bad or expired JWT
+        response.headers["WWW-Authenticate"] = bearer_challenge(err, always_a_token=True)
     return with_retry_after(response, err)
 
 

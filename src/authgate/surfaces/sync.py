@@ -22,6 +22,7 @@ from authgate.surfaces.common import (
     JSONResponse,
     SurfaceSpec,
     bearer,
+    bearer_challenge,
     context,
     core_of,
     text_for,
@@ -68,13 +69,7 @@ def render(err: AuthError, locale: str, path: str = "") -> Response:
         body["field"] = err.field
     response = JSONResponse(body, status_code=status)
     if status == 401:
-        # RFC 9110 §15.5.2 / RFC 6750 §3: every 401 names its scheme; a refused token says why.
-        value = "Bearer"
-        if err.code in (ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_EXPIRED, ErrorCode.TOKEN_MISSING):
-            value = 'Bearer error="invalid_token"'
-            if err.code is ErrorCode.TOKEN_EXPIRED:
-                value += ', error_description="The access token expired"'
-        response.headers["WWW-Authenticate"] = value
+        response.headers["WWW-Authenticate"] = bearer_challenge(err)
     return with_retry_after(response, err)
 
 
