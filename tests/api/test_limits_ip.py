@@ -124,3 +124,24 @@ async def test_hosted_pages_unknown_accounts_cost_the_ip_budget_too(make_harness
     assert r.status_code == 200
     r = await h.client.post("/ui/login/code", data={"csrf": csrf_of(page), "login": "ghost2@example.com"})
     assert r.status_code == 429
+
+
+async def test_wrong_codes_on_the_form_count_against_the_ip_too(make_harness: HarnessFactory) -> None:
+    """The wrong-code budget lives in core/flows/codes.check_code, so update-with-otp has it as the
+    app's verify endpoints do: past it, 429 even with the right code."""
+    from tests.api.test_form import SIGNUP
+    from tests.api.test_form import signup as form_signup
+
+    h = await make_harness(limit_failed_login="2/hour")
+    session = {"x-qt-auth": (await form_signup(h))["token"]}
+    await h.client.post(f"{FORM}/users/send-otp", json={"email": SIGNUP["email"]})
+    code = h.last_code()
+    wrong = f"{(int(code) + 1) % 10000:04d}"
+    for _ in range(2):
+        r = await h.client.post(f"{FORM}/users/update-with-otp", headers=session,
+                                json={"otp": wrong, "user": {"verification-status": "email"}})
+        assert r.status_code == 401, r.text
+    r = await h.client.post(f"{FORM}/users/update-with-otp", headers=session,
+                            json={"otp": code, "user": {"verification-status": "email"}})
+    _refused(r)
+    assert set(r.json()) == {"message"}

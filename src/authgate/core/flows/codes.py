@@ -39,6 +39,7 @@ def normalise_code(
 
 
 SEND_IP_RULE = "otp_send_ip"  # every send (code or link) per client IP
+FAILED_CODE_RULE = "failed_otp_ip"  # wrong codes per client IP, whichever surface checks them
 
 
 async def count_send(core: Core, ctx: RequestContext, purpose: str, identifier: str) -> None:
@@ -99,11 +100,17 @@ async def check_code(
     user_id: int | None = None,
 ) -> OneTimeSecret:
     """Consume the code; a wrong one is audited as ``otp.failed`` against ``user_id``, the account
-    the code was sent for (CONTRACT §1: every OTP failure is logged with its user)."""
+    the code was sent for (CONTRACT §1: every OTP failure is logged with its user), and counted
+    per client IP against a budget the size of the failed-login one (every endpoint that checks a
+    secret is limited per IP), on top of the 5 tries per code; past it, 429 before the code is
+    looked at."""
+    ip, limit = ctx.ip or "", core.settings.limit_failed_login
+    await core.guard.check(FAILED_CODE_RULE, ip, limit)
     try:
         row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
     except AuthError as exc:
         if exc.code is ErrorCode.OTP_INVALID:
+            await core.guard.count(FAILED_CODE_RULE, ip, limit)
             async with core.store.transaction() as tx:
                 await audit.record(tx, Event.OTP_FAILED, ctx, user_id, purpose=purpose)
         raise

@@ -14,8 +14,7 @@ Those answers reveal whether an account exists, so (CONTRACT §1: rate limits pe
 endpoint that reveals it) they are counted per IP against a budget the size of account check's
 (60 a minute), under a rule of their own; an IP that has used it up gets 429 before any lookup.
 Only revealing answers count, so ordinary sends are limited by the per-address rules alone. Wrong
-codes are counted per IP as well (every endpoint that checks a secret), against a budget the size
-of the failed-login one (100 an hour), on top of the 5 tries per code.
+codes are counted per IP in core/flows/codes.check_code, whichever surface checks them.
 """
 
 from __future__ import annotations
@@ -70,7 +69,6 @@ class SendType(IntEnum):
 
 EMAIL, SMS = "email", "sms"
 LOOKUP_RULE = "otp_lookup_ip"  # answers that reveal whether an account exists, per IP
-FAILED_CODE_RULE = "failed_otp_ip"  # wrong codes, per IP
 
 
 @dataclass(frozen=True)
@@ -198,8 +196,6 @@ async def verify_otp(
     code = codes.normalise_code(core, otp)
     if nature.needs_session and user_id is None:
         raise AuthError(ErrorCode.TOKEN_MISSING)
-    ip = ctx.ip or ""
-    await core.guard.check(FAILED_CODE_RULE, ip, core.settings.limit_failed_login)
     claims = await core.tokens.verify(otp_token, TokenType.OTP)
     if claims.raw.get("nature") != int(nature) or isinstance(claims.raw.get("nature"), bool):
         raise AuthError(ErrorCode.OTP_NATURE_MISMATCH)
@@ -213,20 +209,15 @@ async def verify_otp(
         if pending.user_id != user_id:
             raise AuthError(ErrorCode.OTP_TOKEN_INVALID)
         await _ensure_free(core, pending, user_id)
-    try:
-        row = await codes.check_code(
-            core,
-            ctx,
-            secret_id=secret_id,
-            code=code,
-            purpose=nature.purpose,
-            identifier=pending.identifier if pending else None,
-            user_id=pending.user_id if pending else None,
-        )
-    except AuthError as exc:
-        if exc.code is ErrorCode.OTP_INVALID:
-            await core.guard.count(FAILED_CODE_RULE, ip, core.settings.limit_failed_login)
-        raise
+    row = await codes.check_code(
+        core,
+        ctx,
+        secret_id=secret_id,
+        code=code,
+        purpose=nature.purpose,
+        identifier=pending.identifier if pending else None,
+        user_id=pending.user_id if pending else None,
+    )
     if nature is Nature.SIGNUP:
         return await _signup(core, ctx, row, device_token, device_type)
     if nature.needs_session:
