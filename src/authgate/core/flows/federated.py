@@ -8,7 +8,7 @@ user here. Resolution order:
 2. else a live user with the same email, when the provider says the email is verified → linked
    (the user now has one more identity; audit ``identity.linked``). If the account had never
    verified that email, whoever set its password may not own the address: as Firebase does, its
-   password and PIN are removed and its sessions revoked (``_claim_unverified_account``); an
+   password, PIN and phone are removed and its sessions revoked (``_claim_unverified_account``); an
    account whose email was verified keeps them;
 3. else a live user with the same email but an UNVERIFIED email claim → 409
    ``federated_email_conflict``: anyone can create a Firebase email/password account for an address
