@@ -29,9 +29,6 @@ from authgate.core.tokens import Claims, TokenService
 if TYPE_CHECKING:
     from authgate.core.service import Core
 
-# What container.py passes from AUTHGATE_LOCKOUT_MINUTES; the settings' default (CONTRACT §1: 15).
-DEFAULT_LOCKOUT_MINUTES = 15
-
 
 def lock_in_force(user: User, now: datetime, lockout_minutes: int) -> bool:
     """Whether ``user``'s lockout still holds at ``now``. A lock lasts ``lockout_minutes`` from
@@ -86,7 +83,7 @@ class SessionService:
         rotation: bool,
         grace_seconds: int,
         cache_seconds: float,
-        lockout_minutes: int = DEFAULT_LOCKOUT_MINUTES,
+        lockout_minutes: int,
     ) -> None:
         self.store = store
         self.tokens = tokens
