@@ -16,6 +16,7 @@ from tests.api.test_firebase import (  # noqa: F401  (fixtures)
     certs,
     envelope_of,
     fh,
+    fhdb,
     minter,
     set_user,
     sms_code,
@@ -97,3 +98,23 @@ async def test_a_wrong_phone_otp_is_audited_against_the_user(fh: Harness, minter
     async with fh.core.store.transaction(write=False) as tx:
         failed = await tx.audit.list(type="otp.failed")
     assert [(e.user_id, e.detail) for e in failed] == [(int(data["user"]["id"]), {"purpose": "onboarding_phone"})]
+
+
+@pytest.mark.parametrize(("field", "body"), [
+    ("fullName", {"fullName": "Jo\u0000hn"}),
+    ("profilePhotoUrl", {"fullName": "John", "profilePhotoUrl": "https://x.example/a\u0000b"}),
+])
+async def test_control_characters_in_the_profile_are_422_not_a_database_error(
+    fhdb: Harness, minter: Minter, field: str, body: dict[str, Any]
+) -> None:
+    auth = bearer(await authenticate(fhdb, minter.token("uid-nul")))
+    r = await fhdb.client.put("/api/v1/users/me/profile", headers=auth, json=body)
+    data = envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")
+    assert list(data) == [field]
+
+
+async def test_control_characters_in_interests_are_422(fhdb: Harness, minter: Minter) -> None:
+    auth = bearer(await authenticate(fhdb, minter.token("uid-nul-interests")))
+    r = await fhdb.client.put("/api/v1/users/me/preferences", headers=auth,
+                              json={"preferredLanguage": "en", "interests": ["ok", "a\u0000b"]})
+    assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["interests"]

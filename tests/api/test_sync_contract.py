@@ -129,3 +129,16 @@ async def test_the_list_query_as_the_contract_writes_it(s: Harness) -> None:
     assert envelope(await s.client.get("/api/users?limit=0", headers=SYS), 422)["field"] == "limit"
     r = await s.client.get("/api/admin/audit?limit=&cursor=", headers=SYS)
     assert r.status_code == 200 and len(r.json()["items"]) >= 2
+
+
+@pytest.mark.parametrize("field", ["firstName", "lastName", "gender"])
+async def test_control_characters_in_synced_text_are_422_on_both_backends(
+    make_harness: Any, field: str
+) -> None:
+    """PostgreSQL cannot store a NUL: every text field of PUT /api/users refuses control characters
+    (core/flows/sync._text), naming the field, instead of a 500 from the database."""
+    for backend in ("sqlite", "postgres"):
+        h = await harness(make_harness, backend=backend)
+        r = await h.client.put("/api/users", json={"username": "nul.probe", field: "a\u0000b"}, headers=SYS)
+        assert r.status_code == 422, (backend, r.text)
+        assert r.json()["field"] == field and "control characters" in r.json()["message"]

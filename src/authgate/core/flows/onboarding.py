@@ -17,7 +17,7 @@ from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode, invalid
 from authgate.core.flows import codes
-from authgate.core.identifiers import parse_phone
+from authgate.core.identifiers import parse_phone, refuse_control
 from authgate.core.model import Onboarding, RequestContext, User
 from authgate.core.service import Core
 
@@ -183,6 +183,7 @@ def _interests(values: list[str] | None) -> list[str] | None:
         item = value.strip() if isinstance(value, str) else ""
         if not item or len(item) > MAX_INTEREST_CHARS:
             raise invalid("interests", f"Each interest must be 1 to {MAX_INTEREST_CHARS} characters")
+        refuse_control(item, "interests")
         if item not in out:
             out.append(item)
     return out
@@ -232,7 +233,7 @@ def _photo(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     url = value.strip() if isinstance(value, str) else ""
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url) or len(url) > 2048:
+    if not re.fullmatch(r"https?://[^\s/\x00-\x1f\x7f]+(/[^\s\x00-\x1f\x7f]*)?", url) or len(url) > 2048:
         raise invalid("profilePhotoUrl", "Profile photo URL must be an http(s) URL")
     return url
 
@@ -253,6 +254,7 @@ async def complete_profile(
         raise invalid("fullName", "Full name is required")
     if len(name) > 200:
         raise invalid("fullName", "Full name must be at most 200 characters")
+    refuse_control(name, "fullName")
     photo, born, sex = _photo(profile_photo_url), _birthday(birthday), _gender(gender)
     def change(user: User) -> None:
         user.full_name = name

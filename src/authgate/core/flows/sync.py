@@ -30,7 +30,13 @@ from authgate.core.flows import login
 from authgate.core.flows.clients import authenticate_client
 from authgate.core.flows.users import insert_with_free_username, new_user
 from authgate.core.i18n import LOCALES
-from authgate.core.identifiers import clean_username, normalise_email, normalise_username, parse_phone
+from authgate.core.identifiers import (
+    clean_username,
+    normalise_email,
+    normalise_username,
+    parse_phone,
+    refuse_control,
+)
 from authgate.core.model import ROLE_RANK, AuditEvent, RequestContext, Role, TokenType, User
 from authgate.core.passwords import (
     ARGON2_PREFIXES,
@@ -189,6 +195,7 @@ def _text(data: Mapping[str, Any], key: str, max_len: int) -> str | None:
     if not isinstance(value, str):
         raise invalid(key, "must be a string")
     value = value.strip()
+    refuse_control(value, key)  # PostgreSQL cannot store a NUL: a 500, not a 422, otherwise
     if len(value) > max_len:
         raise invalid(key, f"at most {max_len} characters")
     return value or None
