@@ -118,3 +118,8 @@ async def test_control_characters_in_interests_are_422(fhdb: Harness, minter: Mi
     r = await fhdb.client.put("/api/v1/users/me/preferences", headers=auth,
                               json={"preferredLanguage": "en", "interests": ["ok", "a\u0000b"]})
     assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["interests"]
+
+
+async def test_control_characters_in_device_info_are_422(fhdb: Harness, minter: Minter) -> None:
+    r = await fhdb.client.post(AUTH, json={"firebaseToken": minter.token("uid-nul-device"), "deviceInfo": "a\u0000b"})
+    assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["deviceInfo"]

@@ -32,7 +32,7 @@ from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows.onboarding import DEFAULT_LANGUAGE, check_language
 from authgate.core.flows.users import insert_with_free_username, new_user
-from authgate.core.identifiers import normalise_email
+from authgate.core.identifiers import normalise_email, refuse_control
 from authgate.core.model import AuthProvider, ExternalIdentity, Onboarding, RequestContext, Role, User
 from authgate.core.ports import Tx
 from authgate.core.service import Core
@@ -98,6 +98,8 @@ async def federated_login(
     language = DEFAULT_LANGUAGE if blank else check_language(preferred_language or "")
     if device_info is not None and len(device_info) > MAX_DEVICE_INFO:
         raise AuthError(ErrorCode.INVALID_FIELD, field="deviceInfo", detail="Device info must be at most 255 characters")
+    if device_info is not None:
+        refuse_control(device_info, "deviceInfo")  # stored on the session: PostgreSQL refuses a NUL
     if core.idp is None:
         raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail="federated sign-in is not configured")
     limit = core.settings.limit_failed_login
