@@ -37,8 +37,17 @@ class Snowflake:
             return (now << 22) | (self.node << 12) | self._seq
 
 
+_GUID_SPACE = 62**26
+
+
 def guid(prefix: str = "user") -> str:
-    return prefix + "_" + "".join(secrets.choice(_BASE62) for _ in range(26))
+    """``prefix_`` and 26 base-62 characters, uniform (one draw of ~155 bits, not 26 draws)."""
+    n = secrets.randbelow(_GUID_SPACE)
+    chars = []
+    for _ in range(26):
+        n, digit = divmod(n, 62)
+        chars.append(_BASE62[digit])
+    return prefix + "_" + "".join(chars)
 
 
 def token(nbytes: int = 32) -> str:
