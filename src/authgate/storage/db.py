@@ -99,6 +99,11 @@ class Tx:
     def kv(self) -> Kv:
         return Kv(self.session)
 
+    async def flush(self) -> None:
+        """Before the commit: write what the repositories hold back (the audit events)."""
+        if "audit" in self.__dict__:
+            await self.audit.flush()
+
     def touched(self) -> tuple[set[int], set[str]]:
         """Users and client apps this transaction changed (without making the repositories)."""
         made = self.__dict__
@@ -202,12 +207,14 @@ class SqlStore:
                 async with sqlite.write_session(self.loop_writer, self._write_lock, self.timeout) as sync:
                     tx = Tx(sqlite.LoopSession(sync), self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
                     yield tx
+                    await tx.flush()
                 self._after_sqlite_write()
             else:
                 async with self._writer_sessions() as session:
                     async with session.begin():
                         tx = Tx(session, self.user_cache, False, self.client_cache)
                         yield tx
+                        await tx.flush()
             # committed: what this node changed is re-read from the database from now on
             users, clients = tx.touched()
             if users:
