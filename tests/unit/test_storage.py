@@ -113,6 +113,30 @@ async def test_sessions_secrets_audit_kv(hdb: Harness) -> None:
         assert await tx.kv.put_if_absent("k", "v2") == "v1"
 
 
+async def test_audit_events_commit_with_their_transaction_in_order(hdb: Harness) -> None:
+    """Events are held until the commit (one INSERT for all of them): a rolled-back transaction
+    leaves none, a committed one all in the order recorded, and listing inside the transaction
+    sees the ones it recorded."""
+    core = hdb.core
+    now = datetime.now(UTC)
+    user = new_user(core, "audit.owner")
+    async with core.store.transaction() as tx:
+        await tx.users.create(user)
+    with pytest.raises(RuntimeError):
+        async with core.store.transaction() as tx:
+            await tx.audit.add(AuditEvent(type="t.gone", at=now, user_id=user.id))
+            raise RuntimeError("rolled back")
+    async with core.store.transaction() as tx:
+        for kind in ("t.first", "t.second", "t.third"):
+            await tx.audit.add(AuditEvent(type=kind, at=now, user_id=user.id, detail={"k": kind}))
+        assert [e.type for e in await tx.audit.list(user_id=user.id)] == ["t.third", "t.second", "t.first"]
+        await tx.audit.add(AuditEvent(type="t.fourth", at=now, user_id=user.id))
+    async with core.store.transaction(write=False) as tx:
+        events = await tx.audit.list(user_id=user.id)
+    assert [e.type for e in events] == ["t.fourth", "t.third", "t.second", "t.first"]
+    assert events[1].detail == {"k": "t.third"}
+
+
 def _diff(conn):  # type: ignore[no-untyped-def]
     ctx = MigrationContext.configure(conn)
     return compare_metadata(ctx, Base.metadata)
