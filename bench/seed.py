@@ -70,9 +70,19 @@ def check_dedicated(url: str) -> None:
 
 
 async def reset(url: str) -> None:
+    """Empty the dedicated database, creating it first if the server has none of that name."""
     import asyncpg
 
-    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+    except asyncpg.InvalidCatalogNameError:
+        parts = urlsplit(asyncpg_dsn(url))
+        admin = await asyncpg.connect(parts._replace(path="/postgres").geturl())
+        try:
+            await admin.execute(f'CREATE DATABASE "{database_name(url)}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
     finally:
