@@ -5,7 +5,6 @@ Helpers here are shared by the other ``test_app_*.py`` files.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import jwt
@@ -71,12 +70,6 @@ async def send_otp(h: Harness, nature: int, login_id: str, send_type: int = 0, t
     assert r.status_code == 200, r.text
     assert r.json()["success"] is True and r.json()["message"] == ""
     return r.json()["data"]["otpToken"]  # type: ignore[no-any-return]
-
-
-def last_sms_code(h: Harness) -> str:
-    match = re.search(r"\b(\d{4,8})\b", h.sms_outbox[-1][1])
-    assert match
-    return match.group(1)
 
 
 def claims(token: str) -> dict[str, Any]:

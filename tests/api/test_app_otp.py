@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from authgate.core.model import TokenType
+from tests.api.conftest import last_sms_code
 from tests.api.test_app import (
     BASE,
     EMAIL,
@@ -14,7 +15,6 @@ from tests.api.test_app import (
     claims,
     error,
     get_user,
-    last_sms_code,
     login,
     make_user,
     send_otp,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from authgate.core.model import TokenType
+from tests.api.conftest import last_sms_code as sms_code
 from tests.conftest import Harness
 from tests.e2e.support import HttpSink
 from tests.unit.test_firebase_verify import DROP, PROJECT, Minter, closed_port_url
@@ -25,27 +25,6 @@ AUTH = "/api/v1/auth/firebase/authenticate"
 INVALID_FIREBASE = "Invalid or expired Firebase token"
 ACTION_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 PHONE = "+255712345678"
-
-
-@pytest.fixture(scope="module")
-def minter() -> Minter:
-    return Minter()
-
-
-@pytest.fixture(scope="module")
-def certs(minter: Minter) -> Iterator[HttpSink]:
-    with HttpSink(reply=minter.certs, headers={"Cache-Control": "public, max-age=3600"}) as sink:
-        yield sink
-
-
-@pytest.fixture
-async def fh(make_harness: Any, certs: HttpSink) -> Harness:
-    return await make_harness(firebase_project_id=PROJECT, firebase_certs_url=certs.url)  # type: ignore[no-any-return]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def fhdb(request: pytest.FixtureRequest, make_harness: Any, certs: HttpSink) -> Harness:
-    return await make_harness(request.param, firebase_project_id=PROJECT, firebase_certs_url=certs.url)  # type: ignore[no-any-return]
 
 
 def envelope_of(r: httpx.Response, status: int, name: str, message: str) -> Any:
@@ -501,12 +480,6 @@ async def test_a_refresh_token_is_not_an_access_token(fh: Harness, minter: Minte
 
 
 # --- onboarding ----------------------------------------------------------------------------------
-def sms_code(h: Harness) -> str:
-    match = re.search(r"\b(\d{4,8})\b", h.sms_outbox[-1][1])
-    assert match
-    return match.group(1)
-
-
 async def test_onboarding_moves_through_its_steps(fhdb: Harness, minter: Minter) -> None:
     data = await authenticate(fhdb, minter.token("uid-onb"))
     auth = bearer(data)

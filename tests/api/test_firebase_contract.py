@@ -1,5 +1,4 @@
 """Firebase surface (seed 004) against the seed's samples and CONTRACT §1/§7: cases found in an audit."""
-# ruff: noqa: F811  (pytest fixtures imported from test_firebase are test parameters here)
 
 from __future__ import annotations
 
@@ -8,16 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_firebase import (  # noqa: F401  (fixtures)
+from tests.api.test_firebase import (
     AUTH,
     PHONE,
     authenticate,
     bearer,
-    certs,
     envelope_of,
-    fh,
-    fhdb,
-    minter,
     set_user,
     sms_code,
 )

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from tests.api.test_app import BASE, EMAIL, make_user, send_otp
-from tests.api.test_firebase import authenticate, bearer, certs, minter  # noqa: F401 - fixtures
+from tests.api.test_firebase import authenticate, bearer
 from tests.api.test_pages import csrf_of
 from tests.api.test_pages import signup as ui_signup
 from tests.conftest import HarnessFactory
@@ -83,7 +82,7 @@ async def test_unknown_emails_on_the_form_cost_the_hourly_budget_too(make_harnes
         _refused(await h.client.post(f"{FORM}/users/{path}", json={"email": f"{path}@example.com"}))
 
 
-async def test_firebase_phone_sends_are_limited_per_ip(make_harness: HarnessFactory, certs: Any, minter: Minter) -> None:  # noqa: F811
+async def test_firebase_phone_sends_are_limited_per_ip(make_harness: HarnessFactory, certs: Any, minter: Minter) -> None:
     h = await make_harness(firebase_project_id=PROJECT, firebase_certs_url=certs.url, limit_otp_send_ip="2/hour")
     phones = ("+255712345678", "+255712345679", "+255712345670")
     users = [bearer(await authenticate(h, minter.token(f"uid-ip{i}", email=f"ip{i}@example.com"))) for i in range(3)]

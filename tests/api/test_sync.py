@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 
-from authgate.core.crypto import sha256_hex
 from authgate.core.errors import AuthError
 from authgate.core.flows.admin import create_user_cli
 from authgate.core.flows.clients import disable_client, register_client, rotate_client_secret
-from authgate.core.model import ClientApp, TokenType
+from authgate.core.model import TokenType
+from tests.api.conftest import harness, seed_client  # seed_client is also imported from here elsewhere
 from tests.conftest import Harness
 
-FAST = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}  # hashing is not under test here
 SYSTEM_CTX = base64.b64encode(json.dumps({"id": "__system", "user": "__system"}).encode()).decode()
 SYS = {"x-user-ctx": SYSTEM_CTX}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -29,39 +28,8 @@ SEED_KEYS = {
 }  # seed 002's sample, without "password": we never return the hash
 
 
-async def seed_client(h: Harness, client_id: str = "client-app-id", secret: str = "client-app-secret") -> dict:
-    """The seed's own client credentials, registered as an operator migrating them would have."""
-    async with h.core.store.transaction() as tx:
-        await tx.clients.create(
-            ClientApp(
-                id=h.core.snowflake.next(), client_id=client_id, name="seed 002", secret_hash=sha256_hex(secret),
-                secret_enc=h.core.keyed.seal(secret), platforms=["web"], min_versions={},
-                created_at=datetime.now(UTC),
-            )
-        )
-    return {"clientId": client_id, "clientSecret": secret}
-
-
 def password_login(client: dict, who: str, password: str) -> dict:
     return {"type": "password", **client, "withPassword": {"emailOrUsername": who, "password": password}}
-
-
-async def harness(make_harness: Any, internal: bool = True, **overrides: Any) -> Harness:
-    h: Harness = await make_harness(internal=internal, **{**FAST, **overrides})
-    h.seed_client = await seed_client(h)  # type: ignore[attr-defined]
-    return h
-
-
-@pytest.fixture
-async def s(make_harness: Any) -> Harness:
-    """The internal listener (x-user-ctx honoured)."""
-    return await harness(make_harness, internal=True)
-
-
-@pytest.fixture
-async def pub(make_harness: Any) -> Harness:
-    """The public listener (x-user-ctx ignored)."""
-    return await harness(make_harness, internal=False)
 
 
 async def make_user(h: Harness, username: str, roles: list[str] | None = None, password: str = "Adm1n-pass!") -> str:

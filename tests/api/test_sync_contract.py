@@ -8,18 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_sync import SYS, admin, envelope, harness, password_login, put, user_count
+from tests.api.conftest import harness
+from tests.api.test_sync import SYS, admin, envelope, password_login, put, user_count
 from tests.conftest import Harness
-
-
-@pytest.fixture
-async def s(make_harness: Any) -> Harness:
-    return await harness(make_harness, internal=True)
-
-
-@pytest.fixture
-async def pub(make_harness: Any) -> Harness:
-    return await harness(make_harness, internal=False)
 
 
 # --- seed 002 step 2, verbatim ---------------------------------------------------------------------
