@@ -402,6 +402,41 @@ async def test_postgres_reads_run_without_a_transaction_and_checkouts_without_a_
 
 
 @pytest.mark.postgres
+async def test_postgres_requests_past_the_pool_wait_for_a_connection_and_none_needs_two(
+    make_harness: Any,
+) -> None:
+    """The pool never grows past AUTHGATE_DATABASE_POOL_SIZE (an overflow connection was opened
+    and closed again for each burst: asyncpg's connect was ~19 % of a username check's CPU), and
+    no flow holds a connection while it needs another, so a pool of one serves them all."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    h = await make_harness("postgres", database_pool_size=1, database_timeout=2.0)
+    opened: list[object] = []
+    event.listen(h.core.store.writer.sync_engine, "connect", lambda *a: opened.append(a[0]))  # new ones
+    c = h.client
+    r = await c.post("/api/auth/v1/signup", json={"email": "pool@example.com", "password": "P00l-S3cure-9"})
+    assert r.status_code == 201, r.text
+    token = r.headers["x-qt-auth"]
+    r = await c.post("/app/auth/login", json={"loginID": "pool@example.com", "password": "P00l-S3cure-9",
+                                               "deviceToken": "d1"})
+    assert r.status_code == 200, r.text
+    access = r.json()["data"]["accessToken"]
+    answers = await asyncio.gather(
+        *(c.get("/app/auth/info", headers={"Authorization": f"Bearer {access}"}) for _ in range(10)),
+        *(c.get("/api/auth/v1/users/me", headers={"x-qt-auth": token}) for _ in range(10)),
+        c.post("/api/auth/v1/login", json={"email": "pool@example.com", "password": "P00l-S3cure-9"}),
+        c.post("/app/auth/login", json={"loginID": "pool@example.com", "password": "wrong-Passw0rd",
+                                        "deviceToken": "d2"}),
+    )
+    assert [a.status_code for a in answers] == [200] * 20 + [201, 401], [a.text for a in answers if a.status_code >= 500]
+    assert opened == []  # the connection start-up opened served every request
+    pool = h.core.store.writer.sync_engine.pool
+    assert pool.checkedin() + pool.checkedout() == 1
+
+
+@pytest.mark.postgres
 async def test_postgres_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
     make_harness: Any,
 ) -> None:

@@ -165,7 +165,12 @@ class SqlStore:
             self.writer = create_async_engine(
                 url,
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                # No overflow: past pool_size a request waits for a pooled connection (at most
+                # ``timeout``, then 503) instead of opening one that is closed again on return.
+                # Under 32 concurrent cache misses the overflow churned: asyncpg's connect (TCP,
+                # an SSL attempt, startup) was ~19 % of a username check's CPU. Nothing holds a
+                # connection while it needs a second one (the suite passes with a pool of one).
+                max_overflow=0,
                 pool_timeout=timeout,
                 # No pre-ping: on asyncpg it is BEGIN, a query and ROLLBACK (three round trips) on
                 # every checkout. A connection the server closed (a restart, a failover) is seen
