@@ -38,3 +38,32 @@ class Guard:
     async def clear(self, rule: str, key: str, limit: str) -> None:
         if self.enabled and key:
             await self.limiter.clear(rule, key.lower(), limit)
+
+    def budget(self, rule: str, key: str, limit: str) -> Budget:
+        """One failure budget (``rule`` for ``key`` within ``limit``): ``check`` it before the
+        attempt, ``fail`` it when the attempt turns out to be a failure."""
+        return Budget(self, rule, key, limit)
+
+
+class Budget:
+    """A budget of failures that refuses the next attempt once used up (failed logins, wrong
+    codes or PINs, answers that reveal an account): the attempt is refused up front by ``check``
+    (429 with Retry-After, nothing counted), and only what the caller calls a failure is counted,
+    by ``fail``, never refused on the spot. Keys are lower-cased; an empty key is never limited.
+    """
+
+    __slots__ = ("guard", "key", "limit", "rule")
+
+    def __init__(self, guard: Guard, rule: str, key: str, limit: str) -> None:
+        self.guard = guard
+        self.rule = rule
+        self.key = key
+        self.limit = limit
+
+    async def check(self) -> None:
+        """Raise 429 (with Retry-After) when the budget is used up; counts nothing."""
+        await self.guard.check(self.rule, self.key, self.limit)
+
+    async def fail(self) -> None:
+        """Count one failure; the refusal comes from ``check`` on the next attempt."""
+        await self.guard.count(self.rule, self.key, self.limit)

@@ -86,8 +86,8 @@ class OtpService:
         Every failure is the same ``otp_invalid`` (wrong, used, expired or burnt), so the answer
         says nothing about which.
         """
-        daily_key = identifier or secret_id
-        await self.guard.check("otp_failures", daily_key, f"{self.daily_failures}/day")
+        daily = self.guard.budget("otp_failures", identifier or secret_id, f"{self.daily_failures}/day")
+        await daily.check()
         now = datetime.now(UTC)
         failed = False
         async with self.store.transaction() as tx:
@@ -111,7 +111,7 @@ class OtpService:
                 row.used_at = now
                 await tx.secrets.save(row)
         if failed:
-            await self.guard.count("otp_failures", daily_key, f"{self.daily_failures}/day")
+            await daily.fail()
             raise AuthError(ErrorCode.OTP_INVALID)
         assert row is not None
         return row

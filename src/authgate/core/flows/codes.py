@@ -104,13 +104,13 @@ async def check_code(
     per client IP against a budget the size of the failed-login one (every endpoint that checks a
     secret is limited per IP), on top of the 5 tries per code; past it, 429 before the code is
     looked at."""
-    ip, limit = ctx.ip or "", core.settings.limit_failed_login
-    await core.guard.check(FAILED_CODE_RULE, ip, limit)
+    budget = core.guard.budget(FAILED_CODE_RULE, ctx.ip or "", core.settings.limit_failed_login)
+    await budget.check()
     try:
         row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
     except AuthError as exc:
         if exc.code is ErrorCode.OTP_INVALID:
-            await core.guard.count(FAILED_CODE_RULE, ip, limit)
+            await budget.fail()
             async with core.store.transaction() as tx:
                 await audit.record(tx, Event.OTP_FAILED, ctx, user_id, purpose=purpose)
         raise

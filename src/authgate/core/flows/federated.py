@@ -102,14 +102,14 @@ async def federated_login(
         refuse_control(device_info, "deviceInfo")  # stored on the session: PostgreSQL refuses a NUL
     if core.idp is None:
         raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail="federated sign-in is not configured")
-    limit = core.settings.limit_failed_login
-    await core.guard.check("failed_login_ip", ctx.ip or "", limit)
+    budget = core.guard.budget("failed_login_ip", ctx.ip or "", core.settings.limit_failed_login)
+    await budget.check()
     try:
         identity = FederatedIdentity.from_claims(await core.idp.verify(token))
     except AuthError as exc:
         if exc.code is ErrorCode.FEDERATED_TOKEN_INVALID:
             # A bad token is a failed login: it counts against the IP's budget like a bad password.
-            await core.guard.count("failed_login_ip", ctx.ip or "", limit)
+            await budget.fail()
             async with core.store.transaction() as tx:
                 await audit.record(tx, Event.LOGIN_FAILED, ctx, reason="federated_token_invalid", method="firebase")
         raise
@@ -270,11 +270,11 @@ def _check_usable(core: Core, user: User) -> None:
 
 async def refresh_tokens(core: Core, ctx: RequestContext, refresh_token: str) -> tuple[User, Issued]:
     """Exchange a refresh token (core.sessions.refresh); wrong tokens count against the IP's budget."""
-    limit = core.settings.limit_failed_login
-    await core.guard.check("failed_login_ip", ctx.ip or "", limit)
+    budget = core.guard.budget("failed_login_ip", ctx.ip or "", core.settings.limit_failed_login)
+    await budget.check()
     try:
         return await core.sessions.refresh(refresh_token, ctx)
     except AuthError as exc:
         if exc.code is ErrorCode.REFRESH_INVALID:
-            await core.guard.count("failed_login_ip", ctx.ip or "", limit)
+            await budget.fail()
         raise

@@ -35,7 +35,8 @@ async def check_password(
 ) -> User:
     """Return the user whose password this is, or raise; counts failures and locks accounts."""
     settings = core.settings
-    await core.guard.check("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+    budget = core.guard.budget("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+    await budget.check()
     login = classify(login_id, settings.default_region, field)
     async with core.store.transaction(write=False) as tx:
         user = await find_user(tx, login)
@@ -46,7 +47,7 @@ async def check_password(
         ok, rehash = await core.hasher.verify(stored, password, gone=ctx.gone)
     now = datetime.now(UTC)
     if user is None or user.deleted_at is not None:
-        await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+        await budget.fail()
         async with core.store.transaction() as tx:
             await audit.record(tx, Event.LOGIN_FAILED, ctx, reason="unknown_user", kind=login.kind.name)
         raise AuthError(ErrorCode.USER_NOT_FOUND)
@@ -68,7 +69,7 @@ async def check_password(
             if lockout and failures >= settings.lockout_threshold and not locked:
                 await _lock(core, tx, ctx, user.id, failures, now)
             await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
-        await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+        await budget.fail()
         raise AuthError(ErrorCode.INVALID_CREDENTIALS)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
@@ -86,7 +87,7 @@ async def check_password(
                 user = await _lock(core, tx, ctx, user.id, failures, now) or user
             await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
     if not ok:
-        await core.guard.count("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
+        await budget.fail()
         raise AuthError(ErrorCode.INVALID_CREDENTIALS)
     if user.is_locked:
         await _fail(core, ctx, user, "locked")

@@ -99,8 +99,9 @@ async def request_otp(
     """Send a code for ``nature`` and return its otpToken. ``user_id`` is the Bearer's (natures 4, 5)."""
     if nature.needs_session and user_id is None:
         raise AuthError(ErrorCode.TOKEN_MISSING)
-    ip = ctx.ip or ""
-    await core.guard.check(LOOKUP_RULE, ip, core.settings.limit_account_check)
+    # Every answer that tells whether an account exists counts against the IP's lookup budget.
+    lookups = core.guard.budget(LOOKUP_RULE, ctx.ip or "", core.settings.limit_account_check)
+    await lookups.check()
     login = classify(login_id, core.settings.default_region, field)
     if login.kind is AccountType.USERNAME and send_type is SendType.NONE:
         raise invalid("sendType", "must be 1 (email) or 2 (phone) for a username loginID")
@@ -113,24 +114,24 @@ async def request_otp(
         if login.kind is not wanted:
             raise invalid(field, "must be an email" if wanted is AccountType.EMAIL else "must be a phone number")
         if owner is not None and owner.id != user_id:
-            await _revealed(core, ip)
+            await lookups.fail()
             raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_address_field(login.kind))
         address, target = login.value, user_id
     elif nature is Nature.SIGNUP:
         if login.kind is AccountType.USERNAME:
             raise invalid(field, "an email or phone number is required to sign up")
         if owner is not None:
-            await _revealed(core, ip)
+            await lookups.fail()
             raise AuthError(ErrorCode.USER_EXISTS, field=_address_field(login.kind))
         address, target = login.value, None
     else:
         if owner is None:
-            await _revealed(core, ip)
+            await lookups.fail()
             raise AuthError(ErrorCode.ACCOUNT_NOT_FOUND)
         try:
             address, target = _address_of(owner, login, send_type), owner.id
         except AuthError:  # "the account has no email/phone" tells that it exists
-            await _revealed(core, ip)
+            await lookups.fail()
             raise
     channel = EMAIL if _is_email(login, send_type) else SMS
     row = await codes.send_code(
@@ -153,11 +154,6 @@ async def request_otp(
         expiry=row.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     return OtpTicket(token, row.expires_at, channel)
-
-
-async def _revealed(core: Core, ip: str) -> None:
-    """Count an answer that told whether an account exists against the IP's lookup budget."""
-    await core.guard.count(LOOKUP_RULE, ip, core.settings.limit_account_check)
 
 
 def _is_email(login: LoginId, send_type: SendType) -> bool:

@@ -48,8 +48,8 @@ async def set_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, fi
 async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *, field: str = "pin") -> None:
     """Succeed or raise ``pin_invalid`` (401), ``pin_locked`` (423) or ``pin_not_set`` (409)."""
     check_pin_shape(pin, field)
-    ip = ctx.ip or ""
-    await core.guard.check(FAILED_PIN_RULE, ip, core.settings.limit_failed_login)
+    budget = core.guard.budget(FAILED_PIN_RULE, ctx.ip or "", core.settings.limit_failed_login)
+    await budget.check()
     limit = max(1, core.settings.pin_max_tries)
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)
@@ -77,5 +77,5 @@ async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *,
         failures = user.pin_failures
         await audit.record(tx, Event.PIN_FAILED, ctx, user.id, failures=failures)
     if not ok:
-        await core.guard.count(FAILED_PIN_RULE, ip, core.settings.limit_failed_login)
+        await budget.fail()
     raise AuthError(ErrorCode.PIN_LOCKED if failures >= limit else ErrorCode.PIN_INVALID)

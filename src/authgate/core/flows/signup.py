@@ -29,8 +29,8 @@ async def signup_with_password(
     """
     # A 409 tells the caller the address or username has an account (CONTRACT §1: rate limited
     # per IP): conflicts count against the account-check budget; successful signups do not.
-    limit = core.settings.limit_account_check
-    await core.guard.check("signup_conflict", ctx.ip or "", limit)
+    conflicts = core.guard.budget("signup_conflict", ctx.ip or "", core.settings.limit_account_check)
+    await conflicts.check()
     email_norm = normalise_email(email, "email")
     derive = not username or username.strip().lower() == email.strip().lower()
     chosen = None if derive else clean_username(username or "", "username")
@@ -70,6 +70,6 @@ async def signup_with_password(
                 )
     except AuthError as exc:
         if exc.code is ErrorCode.USER_EXISTS:
-            await core.guard.count("signup_conflict", ctx.ip or "", limit)
+            await conflicts.fail()
         raise
     return user, issued

@@ -643,12 +643,12 @@ async def token(
         raise invalid("withPassword", "emailOrUsername and password are required")
     if grant == "refreshToken" and not refresh_token:
         raise invalid("refreshToken", "is required")
-    limit = core.settings.limit_failed_login
-    await core.guard.check("failed_login_ip", ctx.ip or "", limit)
+    budget = core.guard.budget("failed_login_ip", ctx.ip or "", core.settings.limit_failed_login)
+    await budget.check()
     try:
         client = await authenticate_client(core, client_id, client_secret)
     except AuthError:
-        await core.guard.count("failed_login_ip", ctx.ip or "", limit)
+        await budget.fail()
         async with core.store.transaction() as tx:
             await audit.record(tx, Event.LOGIN_FAILED, ctx, None, reason="bad_client", grant=grant)
         raise
