@@ -140,10 +140,9 @@ async def send_phone_code(core: Core, ctx: RequestContext, user_id: int, phone_n
 
 
 async def verify_phone(core: Core, ctx: RequestContext, user_id: int, phone_number: str, otp: str) -> User:
-    """Check the OTP sent to the phone; the phone becomes the user's, verified → PENDING_PREFERENCES."""
+    """Check the OTP sent to the phone; the phone becomes the user's, verified → PENDING_PREFERENCES.
+    ``otp`` is as codes.normalise_code gave it (the surface's own wording for a malformed one)."""
     phone = _phone(core, phone_number)
-    if not isinstance(otp, str) or not re.fullmatch(r"\d{4,8}", otp.strip()):
-        raise invalid("otp", "OTP must be 4 to 8 digits")
     user = await _load(core, user_id)
     _require(user, Onboarding.PENDING_PHONE_VERIFICATION)
     async with core.store.transaction(write=False) as tx:
@@ -152,7 +151,7 @@ async def verify_phone(core: Core, ctx: RequestContext, user_id: int, phone_numb
     if row is None or row.user_id != user.id:
         raise AuthError(ErrorCode.OTP_INVALID)
     await codes.check_code(
-        core, ctx, secret_id=row.id, code=otp.strip(), purpose=PHONE_PURPOSE, identifier=phone, user_id=user.id
+        core, ctx, secret_id=row.id, code=otp, purpose=PHONE_PURPOSE, identifier=phone, user_id=user.id
     )
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
