@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,17 @@ def parser() -> argparse.ArgumentParser:
         help="a server setting for an experiment, e.g. --set ARGON2_MEMORY_KIB=1024 (AUTHGATE_ is added)",
     )
     return p
+
+
+def cpu_count(spec: str | None) -> int:
+    """Cores in a taskset list ("0", "0-1", "0,2-3"); unpinned: the machine's."""
+    if not spec:
+        return os.cpu_count() or 1
+    cores: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cores.update(range(int(lo), int(hi or lo) + 1))
+    return len(cores)
 
 
 def select(spec: str | None) -> list[str]:

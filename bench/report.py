@@ -52,6 +52,9 @@ class Row:
     peak_rss_mib: float | None = None
     efficiency: float | None = None
     hash_s: float | None = None  # W1/W2/W4: one hash, timed just before and after this workload
+    # W1/W2/W4: the hashing threads' CPU time over the measured run / (its seconds x server cores):
+    # the share of the server's cores spent hashing, measured in the same interval as req/s.
+    hash_share: float | None = None
     floor_rps: float | None = None  # W3/W5: FLOOR measured just before and after this workload
     vs_floor: float | None = None
 
@@ -92,12 +95,16 @@ def finish_rows(rows: Sequence[Row], seconds_per_hash: float | None) -> None:
     for r in rows:
         if r.status != "ok":
             continue
-        r.vs_floor = ratio(r.rps, r.floor_rps or floor) if r.name != "FLOOR" else None
+        # Hashing workloads are judged by efficiency, the flood by what it sheds: no ratio to FLOOR.
+        compared = r.name != "FLOOR" and r.name not in HASHING and not r.name.endswith("-flood")
+        r.vs_floor = ratio(r.rps, r.floor_rps or floor) if compared else None
         per_hash = r.hash_s or seconds_per_hash
         if r.name in HASHING and per_hash and r.rps is not None:
             r.efficiency = efficiency(r.rps, per_hash)
             if r.hash_s and not r.note:
                 r.note = f"hash {r.hash_s * 1000:.1f} ms"
+                if r.hash_share is not None:
+                    r.note += f", hashing {r.hash_share:.0%} of the core"
 
 
 def _num(value: float | None, fmt: str) -> str:

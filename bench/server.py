@@ -117,6 +117,29 @@ def reset_peak(pids: Sequence[int]) -> bool:
     return ok
 
 
+def thread_cpu_seconds(pids: Sequence[int], prefix: str) -> float:
+    """CPU seconds (user + system) used so far by the threads of ``pids`` whose name starts with
+    ``prefix`` (the hashing threads are ``argon2_0``, ``argon2_1``...), from /proc/<pid>/task."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            if name.startswith(prefix):
+                fields = stat.rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 class RssSampler:
     """The tree's peak RSS over an interval: the kernel's VmHWM after a reset when allowed,
     else the largest VmRSS seen by sampling every ``interval`` seconds."""
@@ -243,6 +266,10 @@ class Server:
 
     def rss(self) -> RssSampler:
         return RssSampler(self.pid)
+
+    def hashing_cpu(self) -> float:
+        """CPU seconds the server's hashing threads have used so far (every worker's)."""
+        return thread_cpu_seconds(children_of(self.pid), "argon2")
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from bench import seed, signing, wrk
+from bench import options, seed, signing, wrk
 from bench.fixtures import CHECK, HEALTHZ, INFO, LOGIN, ME, REFRESH, SIGNUP, Fixtures, Probe, login_body
 from bench.options import Options
 from bench.report import HASHING, RATIOS, Row
@@ -65,9 +65,13 @@ class Runner:
         floor_before = self.floor_now() if name in RATIOS and self.adjacent_floor else 0.0
         if o.warmup > 0:
             wrk.run(self.command(script, args("warmup", o.warmup), o.warmup), o.warmup)
+        hashing_before, started = self.server.hashing_cpu(), time.monotonic()
         with self.server.rss() as rss:
             res = wrk.run(self.command(script, args("run", o.duration), o.duration), o.duration)
+        hashing, elapsed = self.server.hashing_cpu() - hashing_before, time.monotonic() - started
         row = Row.measured(name, endpoint, res, expected, rss.peak_mib)
+        if name in HASHING and elapsed > 0:
+            row.hash_share = hashing / (elapsed * options.cpu_count(o.server_cpus))
         if before is not None:
             after = self.time_hash()
             row.hash_s = (before + after) / 2 if after is not None else before

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 from pathlib import Path
 
@@ -184,10 +185,12 @@ def _row(name: str, rps: float, p99: float = 1.0) -> Row:
 
 def test_finish_rows_sets_ratios_and_efficiency_only_where_they_mean_something() -> None:
     rows = [_row("FLOOR", 1000), _row("W3-me", 600), _row("W2", 18), _row("W6", 200),
-            Row.skipped("W5", "x", "answers 404: not built yet")]
+            _row("W7-flood", 15), Row.skipped("W5", "x", "answers 404: not built yet")]
     report.finish_rows(rows, 0.05)
     by = {r.name: r for r in rows}
     assert by["FLOOR"].vs_floor is None and by["W3-me"].vs_floor == pytest.approx(0.6)
+    assert by["W6"].vs_floor == pytest.approx(0.2)
+    assert by["W2"].vs_floor is None and by["W7-flood"].vs_floor is None
     assert by["W2"].efficiency == pytest.approx(0.9)
     assert by["W3-me"].efficiency is None and by["W6"].efficiency is None
     assert by["W5"].vs_floor is None and by["W5"].efficiency is None
@@ -200,6 +203,10 @@ def test_a_hash_timed_around_the_workload_is_what_its_efficiency_divides_by() ->
     report.finish_rows([w4, w2], 0.05)
     assert w4.efficiency == pytest.approx(0.72) and w4.note == "hash 40.0 ms"
     assert w2.efficiency == pytest.approx(0.9) and w2.note == ""
+    w1 = _row("W1", 18)
+    w1.hash_s, w1.hash_share = 0.05, 0.934
+    report.finish_rows([w1], 0.05)
+    assert w1.note == "hash 50.0 ms, hashing 93% of the core"
 
 
 def test_prep_times_a_hash_without_settings_or_a_database(tmp_path: Path) -> None:
@@ -234,10 +241,17 @@ def test_runner_times_the_hash_before_and_after_a_hashing_workload_only(monkeypa
         def __exit__(self, *exc: object) -> None:
             return None
 
-    runner.server = type("S", (), {"rss": lambda self: Rss()})()  # type: ignore[assignment]
+    cpu = iter([10.0, 10.9])  # the hashing threads' CPU seconds before and after the run
+
+    runner.server = type("S", (), {"rss": lambda self: Rss(), "hashing_cpu": lambda self: next(cpu)})()  # type: ignore[assignment]
+    clock = iter([100.0, 101.0])
+    monkeypatch.setattr("bench.workloads.time.monotonic", lambda: next(clock))
     monkeypatch.setattr("bench.workloads.wrk.run", lambda cmd, seconds: wrk.WrkResult(1.0, 30, {200: 30}))
     row = runner.measure("W2", "POST /app/auth/login", "login.lua", lambda _p, _s: [], [200])
     assert row.hash_s == pytest.approx(0.035)
+    assert row.hash_share == pytest.approx(0.9)  # 0.9 s of hashing in 1 s on one core
+    monkeypatch.setattr("bench.workloads.time.monotonic", lambda: 0.0)
+    cpu = iter([0.0] * 10)
     row = runner.measure("W3-me", "GET /me", "get.lua", lambda _p, _s: [], [200])
     assert row.hash_s is None
     assert row.floor_rps == pytest.approx(30.0)  # FLOOR re-measured around the ratio workload
@@ -483,3 +497,38 @@ def test_soak_target_is_reported() -> None:
     doc = {"workloads": [], "server": {}, "soak": {"growth": 0.12, "rss_baseline_at": 100_000, "requests": 1_000_000}}
     [t] = targets(doc)
     assert t["met"] is False and t["value"] == 0.12 and "1,000,000" in t["target"]
+
+
+def test_server_core_counts_follow_taskset_lists() -> None:
+    assert [options.cpu_count(s) for s in ("0", "0-1", "0,2-3", "5")] == [1, 2, 3, 1]
+    assert options.cpu_count(None) >= 1
+
+
+def test_hashing_cpu_is_read_per_named_thread() -> None:
+    """bench/server.thread_cpu_seconds sums the CPU of the threads named like the hashing ones."""
+    import ctypes
+    import sys
+    import threading
+    import time
+
+    from bench.server import thread_cpu_seconds
+
+    if sys.platform != "linux":
+        pytest.skip("reads /proc")
+    done = threading.Event()
+
+    def spin() -> None:
+        ctypes.CDLL(None).prctl(15, b"argon2_bench", 0, 0, 0)
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        done.set()
+        time.sleep(0.5)
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    done.wait(10)
+    used = thread_cpu_seconds([os.getpid()], "argon2")
+    worker.join()
+    assert 0.2 <= used <= 5.0
+    assert thread_cpu_seconds([os.getpid()], "no-such-thread") == 0.0
