@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import sys
 
 import bcrypt
 import pytest
@@ -157,4 +159,18 @@ async def test_no_hash_for_a_client_that_has_gone() -> None:
     assert results[40] == (True, False)
     assert calls == ["S3cure-pass"]  # forty hashes skipped: the one still waited for ran at once
     assert time.perf_counter() - started < 2.0
+    hasher.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel thread names are Linux's")
+async def test_hashing_threads_carry_their_name_and_a_lower_priority() -> None:
+    """``top -H`` and the benchmark tell the hashing threads' CPU from the event loop's by name."""
+    hasher = PasswordHasher(memory_kib=8192, time_cost=1, workers=1)
+    await hasher.hash("x-S3cure-pass")
+    names = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            names[f.read().strip()] = int(tid)
+    assert "argon2_0" in names, names
+    assert os.getpriority(os.PRIO_PROCESS, names["argon2_0"]) >= 10
     hasher.close()
