@@ -8,8 +8,10 @@ With ``--workers N`` uvicorn's supervisor starts and watches the workers, and on
 listens on sockets of its own, bound with SO_REUSEPORT, so the kernel spreads new connections
 evenly over them. With one socket shared, whichever worker woke first accepted a whole burst of
 connections (one of two workers held 26 of 32, or all of them), and kept-alive connections stay
-where they landed. The supervisor binds the ports without listening: a busy port still fails at
-start, and no connection is queued on a socket nobody accepts from.
+where they landed. The supervisor binds the ports without listening, so no connection is queued
+on a socket nobody accepts from. A port another program holds still fails at start; a second
+``authgate serve --workers`` of the same OS user on the same port would join the group and share
+the connections (SO_REUSEPORT's rule, as with nginx's ``reuseport``).
 """
 
 from __future__ import annotations
