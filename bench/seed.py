@@ -65,7 +65,7 @@ def check_dedicated(url: str) -> None:
     if "bench" not in name:
         raise SystemExit(
             f"--postgres: the database {name!r} would be wiped; use a dedicated one whose name "
-            "contains 'bench' (createdb -h 127.0.0.1 -U postgres bench)"
+            "contains 'bench' (created if missing), e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bench"
         )
 
 

@@ -532,3 +532,23 @@ def test_hashing_cpu_is_read_per_named_thread() -> None:
     worker.join()
     assert 0.2 <= used <= 5.0
     assert thread_cpu_seconds([os.getpid()], "no-such-thread") == 0.0
+
+
+async def test_postgres_bench_database_is_created_when_missing() -> None:
+    """--postgres names a dedicated database; the benchmark creates it if the server has none."""
+    import asyncpg
+
+    import tests.conftest as harness
+
+    base = harness.need(harness._PG_BASE_URL, "AUTHGATE_TEST_DATABASE_URL")
+    name = f"authgate_bench_missing_{os.getpid()}"
+    url = base.rsplit("/", 1)[0] + "/" + name
+    admin = await asyncpg.connect(seed.asyncpg_dsn(base.rsplit("/", 1)[0] + "/postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await seed.reset(url)
+        assert await admin.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name) == 1
+        await seed.reset(url)  # and an existing one is only emptied
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
