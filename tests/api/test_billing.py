@@ -19,16 +19,23 @@ SECRET = "whsec_test_0123456789abcdef"
 WEBHOOK = "/api/billing/stripe/webhook"
 
 
-def event(type_: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
-    return {
+_NOW: Any = object()
+
+
+def event(type_: str, obj: dict[str, Any], event_id: str | None = None, *, created: Any = _NOW) -> dict[str, Any]:
+    """A Stripe event; ``created`` defaults to now, ``None`` leaves it out."""
+    body = {
         "id": event_id or f"evt_{time.time_ns()}",
         "object": "event",
         "api_version": "2024-06-20",
-        "created": int(time.time()),
+        "created": int(time.time()) if created is _NOW else created,
         "type": type_,
         "livemode": False,
         "data": {"object": obj},
     }
+    if created is None:
+        del body["created"]
+    return body
 
 
 def customer(cus: str, **metadata: str) -> dict[str, Any]:
@@ -168,6 +175,112 @@ async def test_replayed_event_is_applied_once(hsdb: Harness) -> None:
     r = await deliver(hsdb, first)  # Stripe retries the older delivery
     assert r.status_code == 200 and r.json()["outcome"] == "duplicate"
     assert (await reload(hsdb, user)).subscription_status == "active"
+
+
+# Stripe does not deliver events in order (https://docs.stripe.com/webhooks#event-ordering).
+T0 = 1_750_000_000  # a fixed `created`, so the order is the test's, not the clock's
+
+
+async def outcome(h: Harness, body: dict[str, Any]) -> str:
+    r = await deliver(h, body)
+    assert r.status_code == 200, r.text
+    return str(r.json()["outcome"])
+
+
+async def test_older_subscription_event_delivered_late_is_acknowledged_and_changes_nothing(
+    hsdb: Harness,
+) -> None:
+    user = await make_user(hsdb, "late.sub", stripe_customer_id="cus_L1", customer_id="cust_l1")
+    newer = event("customer.subscription.updated", subscription("cus_L1", "active"), created=T0)
+    older = event("customer.subscription.updated", subscription("cus_L1", "past_due"), "evt_late_sub",
+                  created=T0 - 60)
+    assert await outcome(hsdb, newer) == "applied"
+    with capture_logs() as logs:
+        assert await outcome(hsdb, older) == "ignored"
+    assert (await reload(hsdb, user)).subscription_status == "active"
+    assert [e["reason"] for e in logs if e["event"] == "stripe_event_ignored"] == ["stale"]
+    assert await processed(hsdb, "evt_late_sub")  # recorded as seen: Stripe's retry is a duplicate
+    assert await outcome(hsdb, older) == "duplicate"
+    assert (await reload(hsdb, user)).subscription_status == "active"
+    async with hsdb.core.store.transaction(write=False) as tx:
+        audited = await tx.audit.list(user_id=user.id, type="customer.linked")
+    stale = [e for e in audited if (e.detail or {}).get("event_id") == "evt_late_sub"]
+    assert len(stale) == 1 and stale[0].detail is not None
+    assert (stale[0].detail["outcome"], stale[0].detail["reason"]) == ("ignored", "stale")
+    # deleted is a subscription event too: a late one does not cancel a newer status
+    late_delete = event("customer.subscription.deleted", subscription("cus_L1", "canceled"), created=T0 - 1)
+    assert await outcome(hsdb, late_delete) == "ignored"
+    assert (await reload(hsdb, user)).subscription_status == "active"
+
+
+async def test_older_then_newer_subscription_events_both_apply_and_equal_times_apply_in_order(
+    hsdb: Harness,
+) -> None:
+    user = await make_user(hsdb, "in.order", stripe_customer_id="cus_O1", customer_id="cust_o1")
+    sub = "customer.subscription.updated"
+    assert await outcome(hsdb, event(sub, subscription("cus_O1", "past_due"), created=T0 - 60)) == "applied"
+    assert (await reload(hsdb, user)).subscription_status == "past_due"
+    assert await outcome(hsdb, event(sub, subscription("cus_O1", "active"), created=T0)) == "applied"
+    assert (await reload(hsdb, user)).subscription_status == "active"
+    # the newest applied is now T0: one created between the two is stale
+    assert await outcome(hsdb, event(sub, subscription("cus_O1", "unpaid"), created=T0 - 30)) == "ignored"
+    # `created` is in seconds: the same second applies in arrival order
+    assert await outcome(hsdb, event(sub, subscription("cus_O1", "canceled"), created=T0)) == "applied"
+    assert (await reload(hsdb, user)).subscription_status == "canceled"
+
+
+async def test_older_customer_events_delivered_late_do_not_overwrite_a_newer_link(hsdb: Harness) -> None:
+    a = await make_user(hsdb, "link.a")
+    b = await make_user(hsdb, "link.b")
+    assert await outcome(hsdb, event("customer.created", customer("cus_K1", username="link.a"),
+                                     created=T0 - 100)) == "applied"
+    assert await outcome(hsdb, event("customer.updated", customer("cus_K2", username="link.a"),
+                                     created=T0)) == "applied"  # older then newer: both apply
+    assert (await reload(hsdb, a)).stripe_customer_id == "cus_K2"
+    stale = event("customer.updated", customer("cus_K1", username="link.a"), "evt_late_cus", created=T0 - 50)
+    assert await outcome(hsdb, stale) == "ignored"
+    assert (await reload(hsdb, a)).stripe_customer_id == "cus_K2"
+    assert await processed(hsdb, "evt_late_cus")
+    assert await outcome(hsdb, stale) == "duplicate"
+    # a late customer.deleted does not clear a newer link
+    assert await outcome(hsdb, event("customer.deleted", customer("cus_K2"), created=T0 - 1)) == "ignored"
+    assert (await reload(hsdb, a)).stripe_customer_id == "cus_K2"
+    # the customer moves to b; a late event naming a for it does not move it back
+    assert await outcome(hsdb, event("customer.updated", customer("cus_K2", username="link.b"),
+                                     created=T0 + 100)) == "applied"
+    late_back = event("customer.updated", customer("cus_K2", username="link.a"), created=T0 + 50)
+    assert await outcome(hsdb, late_back) == "ignored"
+    assert ((await reload(hsdb, a)).stripe_customer_id, (await reload(hsdb, b)).stripe_customer_id) == (
+        None, "cus_K2",
+    )
+    # a newer deletion applies
+    assert await outcome(hsdb, event("customer.deleted", customer("cus_K2"), created=T0 + 100)) == "applied"
+    assert (await reload(hsdb, b)).stripe_customer_id is None
+
+
+async def test_event_without_created_applies_and_leaves_the_newest_time_alone(hsdb: Harness) -> None:
+    user = await make_user(hsdb, "no.created", stripe_customer_id="cus_N1", customer_id="cust_n1")
+    sub = "customer.subscription.updated"
+    assert await outcome(hsdb, event(sub, subscription("cus_N1", "active"), created=T0)) == "applied"
+    for created, status in ((None, "past_due"), ("yesterday", "unpaid")):  # absent, or not a number
+        assert await outcome(hsdb, event(sub, subscription("cus_N1", status), created=created)) == "applied"
+        assert (await reload(hsdb, user)).subscription_status == status
+    # still T0 that counts: an older event is stale
+    assert await outcome(hsdb, event(sub, subscription("cus_N1", "trialing"), created=T0 - 1)) == "ignored"
+    assert (await reload(hsdb, user)).subscription_status == "unpaid"
+
+
+async def test_a_new_customer_s_older_subscription_events_still_apply(hs: Harness) -> None:
+    """The newest subscription time belongs to the customer it was for: relinked to another
+    customer, that customer's events (say, resent from the dashboard) are not stale."""
+    user = await make_user(hs, "relinked", stripe_customer_id="cus_P1", customer_id="cust_p1")
+    sub = "customer.subscription.updated"
+    assert await outcome(hs, event(sub, subscription("cus_P1", "active"), created=T0)) == "applied"
+    assert await outcome(hs, event("customer.updated", customer("cus_P2", username="relinked"),
+                                   created=T0 + 10)) == "applied"
+    assert await outcome(hs, event(sub, subscription("cus_P2", "trialing"), created=T0 - 500)) == "applied"
+    assert (await reload(hs, user)).subscription_status == "trialing"
+    assert await outcome(hs, event(sub, subscription("cus_P2", "active"), created=T0 - 600)) == "ignored"
 
 
 async def test_customer_moves_to_the_user_its_metadata_names(hs: Harness) -> None:

@@ -646,3 +646,19 @@ class Kv:
             assert row is not None
             return row.value
         return value
+
+    async def put(self, name: str, value: str) -> None:
+        """Set ``name`` to ``value``, inserting or updating it. Portable (no dialect upsert): callers
+        serialise writers of one name themselves, e.g. under a row lock they hold."""
+        row = await self.s.get(KvRow, name)
+        if row is None:
+            try:
+                async with self.s.begin_nested():
+                    self.s.add(KvRow(name=name, value=value, created_at=datetime.now(UTC)))
+                    await self.s.flush()
+                return
+            except IntegrityError:  # inserted meanwhile by a writer that did not serialise with us
+                row = await self.s.get(KvRow, name, populate_existing=True)
+                assert row is not None
+        row.value = value
+        await self.s.flush()

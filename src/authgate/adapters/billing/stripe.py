@@ -4,7 +4,8 @@ core a plain ``BillingEvent``.
 ``stripe.Webhook.construct_event`` checks the ``t=…,v1=…`` header (HMAC-SHA256 over
 ``"{t}.{payload}"`` with the endpoint secret, constant-time) and refuses a timestamp older than the
 tolerance (300 s, Stripe's default), which bounds replays of a captured delivery; replays within the
-window are caught by the event-id record in core.flows.billing.
+window are caught by the event-id record in core.flows.billing. The event's ``created`` goes along,
+so the core can tell a late, older event from a newer one.
 """
 
 from __future__ import annotations
@@ -42,4 +43,7 @@ def parse_event(payload: bytes, signature_header: str | None, secret: str) -> Bi
         raise AuthError(ErrorCode.WEBHOOK_INVALID, detail="payload")
     if not isinstance(obj, Mapping):
         raise AuthError(ErrorCode.WEBHOOK_INVALID, detail="payload")
-    return BillingEvent(id=event_id, type=event_type, object=dict(obj))
+    created = raw.get("created")  # unix seconds; Stripe does not deliver events in order
+    if isinstance(created, bool) or not isinstance(created, int) or created < 0:
+        created = None
+    return BillingEvent(id=event_id, type=event_type, object=dict(obj), created=created)

@@ -59,6 +59,7 @@ class BillingEvent:
     id: str
     type: str
     object: Mapping[str, Any] = field(default_factory=dict)
+    created: int | None = None  # the event's ``created`` (unix seconds), when it has one
 
 
 def sees_clear(principal: Principal, user: User) -> bool:
@@ -210,6 +211,13 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
     retries, a resend from the dashboard) changes nothing, and a failure halfway records nothing.
     Events we cannot attach to a user are acknowledged but not recorded: once the user is linked,
     resending the event from Stripe applies it.
+
+    Stripe does not deliver events in order, so an event older (by ``created``) than the newest one
+    of its kind already applied to the user is stale: recorded as seen, audited and logged as
+    ignored (reason ``stale``), and it changes nothing. The kinds are subscriptions (for the
+    customer they belong to) and the customer link; a customer event must also be no older than the
+    newest customer event of the user currently linked to that customer, whom it would unlink.
+    Equal ``created`` (seconds) apply in arrival order; an event without one applies as always.
     """
     if event.type not in _CUSTOMER_EVENTS + ("customer.deleted",) + _SUBSCRIPTION_EVENTS:
         log.info("stripe_event_ignored", event_id=event.id, type=event.type, reason="unhandled_type")
@@ -232,6 +240,18 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
             return "ignored"
         if await tx.kv.put_if_absent(f"stripe_event:{event.id}", marker) != marker:
             return "duplicate"  # a concurrent delivery of the same event won
+        newest = await _newest_applied(tx, event, user, stripe_id)
+        if event.created is not None and newest is not None and event.created < newest:
+            log.info(
+                "stripe_event_ignored", event_id=event.id, type=event.type, reason="stale",
+                created=event.created, newest=newest,
+            )
+            await audit.record(
+                tx, Event.CUSTOMER_LINKED, None, user.id, actor="stripe", method="webhook",
+                event_id=event.id, event_type=event.type, outcome="ignored", reason="stale",
+                created=event.created, newest=newest,
+            )
+            return "ignored"
         if event.type in _CUSTOMER_EVENTS:
             metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
             own_id = _str(metadata.get("customer_id"))
@@ -242,6 +262,8 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
             if status not in SUBSCRIPTION_STATUSES:
                 log.warning("stripe_event_status_unknown", event_id=event.id, status=status)
             user.subscription_status = status
+        if event.created is not None:
+            await _remember_applied(tx, event, user, event.created)
         user.updated_at, user.updated_by = datetime.now(UTC), "stripe"
         await tx.users.save(user)
         await audit.record(
@@ -254,6 +276,47 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# The ``created`` of the newest event applied, per user and kind, in the kv table:
+#   stripe_newest:<user id>:customer       "<created>"
+#   stripe_newest:<user id>:subscription   "<created> <stripe customer id>"
+# Written under the user's row lock (apply_event), which serialises the events of one user.
+
+
+def _newest_key(user_id: int, kind: str) -> str:
+    return f"stripe_newest:{user_id}:{kind}"
+
+
+async def _newest_customer(tx: Tx, user_id: int) -> int | None:
+    value = await tx.kv.get(_newest_key(user_id, "customer"))
+    return int(value) if value and value.isdigit() else None
+
+
+async def _newest_applied(tx: Tx, event: BillingEvent, user: User, stripe_id: str) -> int | None:
+    """The ``created`` an event of this kind must not be older than, or None when there is none."""
+    if event.type in _SUBSCRIPTION_EVENTS:
+        value = await tx.kv.get(_newest_key(user.id, "subscription"))
+        created, _, customer = (value or "").partition(" ")
+        # A status recorded for another customer's subscription says nothing about this one.
+        if created.isdigit() and customer == user.stripe_customer_id:
+            return int(created)
+        return None
+    newest = await _newest_customer(tx, user.id)
+    if event.type in _CUSTOMER_EVENTS:
+        holder = await tx.users.find_by_customer(stripe_id)
+        if holder is not None and holder.id != user.id:
+            theirs = await _newest_customer(tx, holder.id)
+            if theirs is not None and (newest is None or theirs > newest):
+                newest = theirs
+    return newest
+
+
+async def _remember_applied(tx: Tx, event: BillingEvent, user: User, created: int) -> None:
+    if event.type in _SUBSCRIPTION_EVENTS:
+        await tx.kv.put(_newest_key(user.id, "subscription"), f"{created} {user.stripe_customer_id}")
+    else:
+        await tx.kv.put(_newest_key(user.id, "customer"), str(created))
 
 
 async def _user_for(tx: Tx, event: BillingEvent) -> User | None:
