@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authgate import __version__
 from authgate.config import Settings
 from authgate.container import Container, build
+from authgate.core.errors import AuthError
 from authgate.core.service import Core
+from authgate.storage.db import SchemaNotReady
 from authgate.surfaces import dispatch, form, ops
 from authgate.surfaces.common import BodyLimit, JSONResponse, Surfaces, install_error_handlers
 
@@ -56,6 +58,21 @@ class Metrics:
         children[1].observe(seconds)
 
 
+def _startup_failure_in_one_line(scope: Scope, send: Send) -> Send:
+    """Starlette reports a failed lifespan start-up with the whole traceback, which the server
+    prints; for the failures the lifespan explains (app.state.startup_error) the line says it."""
+    if scope["type"] != "lifespan":
+        return send
+
+    async def send_(message: Message) -> None:
+        error = getattr(scope["app"].state, "startup_error", None)
+        if message["type"] == "lifespan.startup.failed" and error:
+            message = {**message, "message": f"authgate cannot start: {error}"}
+        await send(message)
+
+    return send_
+
+
 class AccessLog:
     """Request id, method, path, status, latency and surface for every request; metrics too."""
 
@@ -66,7 +83,7 @@ class AccessLog:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _startup_failure_in_one_line(scope, send))
             return
         start = time.perf_counter()
         status = 500
@@ -111,7 +128,16 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if core is None:
-            container = await build(settings)
+            try:
+                container = await build(settings)
+            except (SchemaNotReady, AuthError) as exc:
+                # Said in one line (AccessLog passes it to the server instead of the traceback):
+                # an unmigrated or unreachable database is the operator's to fix, not a crash.
+                app.state.startup_error = str(exc) if isinstance(exc, SchemaNotReady) else (
+                    f"{exc.code.value}: {exc.detail or exc.code.value} (is the database at "
+                    "AUTHGATE_DATABASE_URL up?)"
+                )
+                raise
             holder["c"] = container
             app.state.core = container.core
             # Everything built so far lives as long as the process: keep it out of the cyclic GC's

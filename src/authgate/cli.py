@@ -119,7 +119,7 @@ def users_import(
     file: Annotated[str, typer.Argument(help="JSON lines in the PUT /api/users shape; - for stdin")],
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Users per transaction")] = 500,
 ) -> None:
-    """Create or update users from JSON lines; prints {created, updated, failed: [{line, error}]}.
+    """Create or update users from JSON lines; prints {created, updated, failed: [{line, code, error}]}.
     Bad lines are reported and skipped; the exit status is 1 when any line was rejected."""
     from authgate import logging as applog
     from authgate.core.flows.sync import import_lines

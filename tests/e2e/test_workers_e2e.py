@@ -116,3 +116,4 @@ def test_two_workers_share_the_connections_and_survive_a_crash(tmp_path: Path) -
                 break
             time.sleep(0.5)
         assert min(counts.values()) >= 8, counts
+
