@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from authgate.core.model import (
@@ -87,6 +87,10 @@ class AuditRepository(Protocol):
         limit: int = 50,
         before_id: int | None = None,
     ) -> Sequence[AuditEvent]: ...
+    async def count_per_day(self, type: str, since: datetime, until: datetime | None = None) -> dict[date, int]:
+        """Events of ``type`` in ``[since, until)`` per UTC day, counted by the database; days with
+        none are absent."""
+        ...
 
 
 class KvRepository(Protocol):

@@ -7,12 +7,14 @@ import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Date, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flight import SingleFlight
@@ -623,6 +625,39 @@ class Audit:
             stmt = stmt.where(AuditRow.id < before_id)
         rows = (await self.s.execute(stmt)).scalars().all()
         return [_to_model(AuditEvent, r) for r in rows]
+
+    class _UtcDay(FunctionElement[Any]):
+        """The UTC calendar day of a ``UtcDateTime`` column, computed by the database. The SQL
+        differs per dialect and is chosen when the statement is compiled (the sessions here do not
+        expose their dialect): PostgreSQL's ``date`` of a ``timestamptz`` follows the session's
+        time zone, so the value is shifted to UTC first; SQLite holds naive UTC text
+        (``YYYY-MM-DD HH:MM:SS.ffffff``, see ``UtcDateTime``), whose ``date()`` is the UTC day."""
+
+        name = "utc_day"
+        inherit_cache = True
+        type = Date()
+
+    @staticmethod
+    @compiles(_UtcDay, "postgresql")
+    def _utc_day_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+        return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+    @staticmethod
+    @compiles(_UtcDay, "sqlite")
+    def _utc_day_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+        return f"date({compiler.process(element.clauses, **kw)})"
+
+    async def count_per_day(self, type: str, since: datetime, until: datetime | None = None) -> dict[date, int]:
+        """How many events of ``type`` at or after ``since`` (and before ``until``) fell on each UTC
+        day, counted by the database (one row per day that has any: days with none are absent)."""
+        await self.flush()
+        day = Audit._UtcDay(AuditRow.at)
+        stmt = select(day, func.count()).where(AuditRow.type == type, AuditRow.at >= since).group_by(day)
+        if until is not None:
+            stmt = stmt.where(AuditRow.at < until)
+        return {
+            d if isinstance(d, date) else date.fromisoformat(d): n for d, n in (await self.s.execute(stmt)).all()
+        }
 
 
 class Kv:
