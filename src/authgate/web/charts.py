@@ -27,7 +27,6 @@ class Chart:
     key: str
     title: str
     total: int
-    capped: bool
     bars: list[Bar]
     ticks: list[tuple[float, int]]  # (y, value) of the horizontal grid lines
     x_labels: list[tuple[float, str]]
@@ -70,5 +69,5 @@ def bar_chart(series: Series, locale: str) -> Chart:
     ]
     return Chart(
         key=series.name, title=translate(locale, f"chart_{series.name}"), total=series.total,
-        capped=series.capped, bars=bars, ticks=ticks, x_labels=x_labels,
+        bars=bars, ticks=ticks, x_labels=x_labels,
     )

@@ -153,7 +153,6 @@ class Series:
     name: str
     days: list[date]
     counts: list[int]
-    capped: bool = False  # always False since the database counts exactly (web/charts.py still reads it)
 
     @property
     def total(self) -> int:
