@@ -19,7 +19,7 @@ from tests.e2e.support import ServerProcess
 SLOW_HASH = {
     "AUTHGATE_HASH_WORKERS": "1",
     "AUTHGATE_ARGON2_MEMORY_KIB": "32768",
-    "AUTHGATE_ARGON2_TIME_COST": "16",  # ~0.5 s a hash here: the queue outlives the clients
+    "AUTHGATE_ARGON2_TIME_COST": "32",  # ~1 s a hash here: the queue outlives the clients
     "AUTHGATE_RATE_LIMITS": "off",
 }
 ABANDONED = 12
