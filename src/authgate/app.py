@@ -134,8 +134,7 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
                 # Said in one line (AccessLog passes it to the server instead of the traceback):
                 # an unmigrated or unreachable database is the operator's to fix, not a crash.
                 app.state.startup_error = str(exc) if isinstance(exc, SchemaNotReady) else (
-                    f"{exc.code.value}: {exc.detail or exc.code.value} (is the database at "
-                    "AUTHGATE_DATABASE_URL up?)"
+                    exc.detail or exc.code.value
                 )
                 raise
             holder["c"] = container

@@ -252,7 +252,10 @@ class SqlStore:
                 found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         except _UNREACHABLE as exc:
             if not _no_version_table(exc):
-                raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
+                raise AuthError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    detail=f"the database at AUTHGATE_DATABASE_URL does not answer ({type(exc).__name__})",
+                ) from exc
             found = None
         except DBAPIError as exc:
             if not _no_version_table(exc):

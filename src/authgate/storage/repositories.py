@@ -94,7 +94,7 @@ def _to_model(cls: type[T], row: Any) -> T:
 
 
 @functools.cache
-def _insert_columns(table: Any, cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
+def _model_columns(table: Any, cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
     """The model's fields that are ``table`` columns, and those of them without a default."""
     fields = set(_field_names(cls))
     keys = tuple(c.key for c in table.columns if c.key in fields)
@@ -104,14 +104,14 @@ def _insert_columns(table: Any, cls: type) -> tuple[tuple[str, ...], frozenset[s
 
 def _column_values(table: Any, obj: Any) -> dict[str, Any]:
     """The model's values for the table's columns (an UPDATE of every column)."""
-    return {key: getattr(obj, key) for key in _insert_columns(table, type(obj))[0]}
+    return {key: getattr(obj, key) for key in _model_columns(table, type(obj))[0]}
 
 
 def _insert_values(table: Any, obj: Any) -> dict[str, Any]:
     """The model's values for a Core INSERT. A None of a column with no default is left out: the
     row gets NULL all the same, without the driver binding it (a new user has ~20 such columns,
     about half the cost of its INSERT)."""
-    keys, plain = _insert_columns(table, type(obj))
+    keys, plain = _model_columns(table, type(obj))
     return {key: value for key in keys if (value := getattr(obj, key)) is not None or key not in plain}
 
 
@@ -578,6 +578,28 @@ def _audit_values(e: AuditEvent) -> dict[str, Any]:
             "user_agent": e.user_agent, "detail": e.detail}
 
 
+class _UtcDay(FunctionElement[Any]):
+    """The UTC calendar day of a ``UtcDateTime`` column, computed by the database. The SQL differs
+    per dialect and is chosen when the statement is compiled (the sessions here do not expose
+    their dialect): PostgreSQL's ``date`` of a ``timestamptz`` follows the session's time zone, so
+    the value is shifted to UTC first; SQLite holds naive UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    see ``UtcDateTime``), whose ``date()`` is the UTC day."""
+
+    name = "utc_day"
+    inherit_cache = True
+    type = Date()
+
+
+@compiles(_UtcDay, "postgresql")
+def _utc_day_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
+@compiles(_UtcDay, "sqlite")
+def _utc_day_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
 class Audit:
     """Events are written when the transaction commits, all in one statement (a signup records
     two: one INSERT fewer on the event loop), or before this transaction lists events."""
@@ -626,32 +648,11 @@ class Audit:
         rows = (await self.s.execute(stmt)).scalars().all()
         return [_to_model(AuditEvent, r) for r in rows]
 
-    class _UtcDay(FunctionElement[Any]):
-        """The UTC calendar day of a ``UtcDateTime`` column, computed by the database. The SQL
-        differs per dialect and is chosen when the statement is compiled (the sessions here do not
-        expose their dialect): PostgreSQL's ``date`` of a ``timestamptz`` follows the session's
-        time zone, so the value is shifted to UTC first; SQLite holds naive UTC text
-        (``YYYY-MM-DD HH:MM:SS.ffffff``, see ``UtcDateTime``), whose ``date()`` is the UTC day."""
-
-        name = "utc_day"
-        inherit_cache = True
-        type = Date()
-
-    @staticmethod
-    @compiles(_UtcDay, "postgresql")
-    def _utc_day_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
-        return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
-
-    @staticmethod
-    @compiles(_UtcDay, "sqlite")
-    def _utc_day_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-        return f"date({compiler.process(element.clauses, **kw)})"
-
     async def count_per_day(self, type: str, since: datetime, until: datetime | None = None) -> dict[date, int]:
         """How many events of ``type`` at or after ``since`` (and before ``until``) fell on each UTC
         day, counted by the database (one row per day that has any: days with none are absent)."""
         await self.flush()
-        day = Audit._UtcDay(AuditRow.at)
+        day = _UtcDay(AuditRow.at)
         stmt = select(day, func.count()).where(AuditRow.type == type, AuditRow.at >= since).group_by(day)
         if until is not None:
             stmt = stmt.where(AuditRow.at < until)
