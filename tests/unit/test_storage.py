@@ -309,7 +309,7 @@ async def test_sqlite_checkpoints_run_in_the_background(h: Harness, monkeypatch:
     path = store.url.split("///", 1)[1]
     with store.loop_writer.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    await sqlite.checkpoint(store.reader)
+    assert await sqlite.checkpoint(store.reader, store._write_lock)
     before = os.path.getsize(path)
     monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 2)
     store._writes_since_checkpoint = 0
@@ -322,6 +322,33 @@ async def test_sqlite_checkpoints_run_in_the_background(h: Harness, monkeypatch:
     assert store._checkpointing is not None
     await store._checkpointing
     assert os.path.getsize(path) > before
+
+
+async def test_the_sqlite_wal_starts_over_under_a_steady_stream_of_writes(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes that never pause (a login flood) must not grow the WAL for ever: a checkpoint that
+    let writers go on while it copied never caught up, and SQLite never began the WAL again."""
+    import os
+
+    from authgate.storage import sqlite
+
+    store = h.core.store
+    wal = store.url.split("///", 1)[1] + "-wal"
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 10)
+    store._writes_since_checkpoint = 0
+    sizes = []
+    for i in range(300):
+        async with store.transaction() as tx:
+            await tx.users.create(new_user(h.core, f"flood.user{i}", email=f"flood{i}@example.com"))
+        sizes.append(os.path.getsize(wal))
+    if store._checkpointing is not None:
+        await store._checkpointing
+    # Past the first checkpoints the WAL is overwritten from its start: it stops growing (a cycle
+    # may use a few frames more than the last). Without starting over: 1.8 MB here, then 8.9 MB.
+    assert sizes[-1] < 2 * sizes[59], (sizes[:60:10], sizes[-1])
+    async with store.transaction(write=False) as tx:
+        assert await tx.users.get_by_username("flood.user299") is not None
 
 
 async def test_a_sqlite_writer_waits_for_another_process_without_blocking_the_loop(

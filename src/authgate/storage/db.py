@@ -239,7 +239,8 @@ class SqlStore:
 
     async def _checkpoint(self) -> None:
         try:
-            await sqlite.checkpoint(self.reader)
+            if not await sqlite.checkpoint(self.reader, self._write_lock):
+                log.info("sqlite_checkpoint_busy")  # a reader or another process: next time
         except Exception as exc:  # noqa: BLE001 - the next one retries; the WAL only grows meanwhile
             log.warning("sqlite_checkpoint_failed", error=type(exc).__name__)
         finally:

@@ -16,7 +16,8 @@ the loop is bounded instead of waited out:
   store's timeout, then 503.
 - **Checkpoints** (copying the WAL into the database file, with an fsync) run off the loop through
   aiosqlite: the loop's writer has ``wal_autocheckpoint`` off, and the store checkpoints in the
-  background every ``CHECKPOINT_EVERY`` write transactions.
+  background every ``CHECKPOINT_EVERY`` write transactions, holding this process's writers back
+  meanwhile so that the copy completes and the WAL starts over (``checkpoint``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from authgate.core.errors import AuthError, ErrorCode
 
 READ_BUSY_MS = 250
 CHECKPOINT_EVERY = 200
+CHECKPOINT_BUSY_MS = 200
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # a WAL that grew past this is cut back when it starts over
 
 
 def async_engine(url: str, timeout: float) -> AsyncEngine:
@@ -98,6 +101,7 @@ def loop_writer(url: str) -> Engine:
         pragmas=[
             "PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=0", "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON", "PRAGMA wal_autocheckpoint=0",
+            f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
         ],
     )
 
@@ -201,8 +205,24 @@ class LoopReadSession(LoopSession):
                 self._session.close()
 
 
-async def checkpoint(engine: AsyncEngine) -> None:
-    """Copy the WAL into the database file (PASSIVE: never waits for readers or writers)."""
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+async def checkpoint(engine: AsyncEngine, lock: asyncio.Lock) -> bool:
+    """Copy the WAL into the database file and start it over (RESTART), off the loop, with this
+    process's writers held back on ``lock``; True when the WAL was started over.
+
+    A PASSIVE checkpoint copies only what was committed before it began: under a steady stream of
+    writes some frames were always newer, the WAL was never wholly copied, and SQLite never began
+    it again: it grew by every commit (~480 MB in a minute of logins), each commit extending the
+    file. Holding the writers back for the copy (a few ms every CHECKPOINT_EVERY writes) lets it
+    finish; the next write then overwrites the WAL from its start. A reader or another process's
+    writer is waited for at most CHECKPOINT_BUSY_MS: then the WAL stays as it is until next time.
+    """
+    async with lock, engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        busy = (await (await raw.execute("PRAGMA busy_timeout")).fetchone())[0]  # type: ignore[union-attr]
+        await raw.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")  # type: ignore[union-attr]
+        try:
+            cursor = await raw.execute("PRAGMA wal_checkpoint(RESTART)")  # type: ignore[union-attr]
+            blocked, _frames, _copied = await cursor.fetchone()
+        finally:
+            await raw.execute(f"PRAGMA busy_timeout={busy}")  # type: ignore[union-attr]
+    return not blocked
