@@ -18,7 +18,6 @@ import string
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -30,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from authgate.core.errors import AuthError, ErrorCode, invalid
+from authgate.core.hashpool import HashThreads
 
 Gone = Callable[[], Awaitable[bool]] | None
 
@@ -38,6 +38,10 @@ ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
 PBKDF2_PREFIX = "pbkdf2_sha256$"
 FIREBASE_PREFIX = "firebase_scrypt$"  # firebase_scrypt$<salt, base64>$<password hash, base64>
 _PRINTABLE_SPECIALS = set(string.punctuation)
+# Results a hashing thread may hand back in one wake-up of the event loop when hashes queue
+# (core/hashpool.py): the loop's work per login fell from ~3.4 ms to ~2.4 ms with 2 and ~1.8 ms
+# with 4 on one shared core; 8 measured no better (docs/performance.md).
+HASH_BATCH = 4
 
 
 @lru_cache(maxsize=1)
@@ -92,17 +96,15 @@ class PasswordHasher:
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
         count = workers or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(
-            max_workers=count, thread_name_prefix="argon2", initializer=_lower_priority
-        )
-        # Two hashes per thread are handed to the pool (one running, one ready); the rest wait
-        # for a slot in FIFO order, each for at most ``max_wait`` seconds, then get 503: a login
+        self._pool = HashThreads(count, name="argon2", batch=HASH_BATCH, initializer=_lower_priority)
+        # HASH_BATCH hashes per thread are handed to the pool (one running, the others ready, so
+        # a thread can hand results back together); the rest wait for a slot in FIFO order, each for at most ``max_wait`` seconds, then get 503: a login
         # is answered before its client gives up, however slowly hashes finish (slower when the
         # core also serves reads: a hash at nice 10 gets what the event loop leaves), and a shed
         # client does not come straight back to compete with the reads. Past 64 waiting per
         # thread a login is shed at once.
         self._queue_limit = queue_limit or count * 64
-        self._slots = count * 2
+        self._slots = count * HASH_BATCH
         self._gate: asyncio.Semaphore | None = None
         self._max_wait = max_wait
         self._pending = 0
@@ -130,7 +132,7 @@ class PasswordHasher:
                 # delays the ones still waiting. Nobody reads this answer.
                 if gone is not None and await gone():
                     raise AuthError(ErrorCode.OVERLOADED, detail="client_gone")
-                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+                return await self._pool.run(fn, *args)
             finally:
                 self._gate.release()
         finally:
@@ -175,7 +177,7 @@ class PasswordHasher:
         return False, False
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
 
 
 def _lower_priority() -> None:
