@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import time
@@ -87,10 +86,20 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+_ABSENT = object()
+
+
 def _to_model(cls: type[T], row: Any) -> T:
     """A model from an ORM entity or a Core row (attributes named like the model's fields)."""
-    # Lists and dicts are copied so that changing the model marks the JSON column dirty on save.
-    return cls(**{n: copy.copy(getattr(row, n)) for n in _field_names(cls) if hasattr(row, n)})
+    values = {}
+    for name in _field_names(cls):
+        value = getattr(row, name, _ABSENT)
+        if value is _ABSENT:
+            continue
+        # Lists and dicts (JSON columns) are copied so that changing the model marks the column
+        # dirty on save; every other column value is immutable.
+        values[name] = value.copy() if type(value) in (list, dict) else value
+    return cls(**values)
 
 
 @functools.cache
