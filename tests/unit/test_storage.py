@@ -407,6 +407,32 @@ async def _in_transaction(tx: Any) -> bool:
     return bool(raw.driver_connection.is_in_transaction())
 
 
+async def test_sqlite_reads_run_outside_a_transaction(make_harness: Any) -> None:
+    """As on PostgreSQL, a read is its statements and nothing else: no BEGIN or ROLLBACK around a
+    one-query read, and a Core statement runs on the pooled connection without an ORM Session.
+    Statements over mapped classes still get one (and their entities)."""
+    from sqlalchemy import event, select, text
+
+    from authgate.storage import sqlite
+    from authgate.storage.tables import KeyRow, UserRow
+
+    h = await make_harness("sqlite")
+    store = h.core.store
+    statements: list[str] = []
+    event.listen(store.read_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    async with store.transaction(write=False) as tx:
+        assert (await tx.session.execute(text("SELECT 1"))).scalar() == 1
+        assert tx.session._session is None  # no ORM Session for a Core statement
+        assert tx.session._conn.connection.driver_connection.in_transaction is False
+        keys = (await tx.session.execute(select(KeyRow))).scalars().all()
+        assert keys and all(isinstance(k, KeyRow) for k in keys)  # an ORM statement: entities
+    assert statements[0] == "SELECT 1" and not any(s.split()[0] in ("BEGIN", "ROLLBACK") for s in statements)
+    # What picks the way: SQLAlchemy marks statements over mapped classes (an upgrade that
+    # changed it would send ORM selects to the connection; this says so first).
+    assert sqlite._is_orm(select(UserRow)) and not sqlite._is_orm(select(UserRow.__table__))
+    assert not sqlite._is_orm(text("SELECT 1"))
+
+
 @pytest.mark.postgres
 async def test_postgres_reads_run_without_a_transaction_and_checkouts_without_a_ping(
     make_harness: Any,

@@ -20,7 +20,6 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import sessionmaker
 
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.storage import sqlite
@@ -183,9 +182,6 @@ class SqlStore:
             # default) sees its own snapshot anyway, so BEGIN and ROLLBACK were two round trips
             # that bought nothing. Same pool; writes keep their transactions.
             self.reader = self.writer.execution_options(isolation_level="AUTOCOMMIT")
-        self._loop_read_sessions = (
-            sessionmaker(self.loop_reader, expire_on_commit=False) if self.loop_reader is not None else None
-        )
         if not self.is_sqlite:  # SQLite's transactions run on the loop (storage/sqlite.py)
             self._writer_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
             self._reader_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
@@ -197,8 +193,8 @@ class SqlStore:
                 # Read transactions open their session on first use: a request served from the
                 # user cache never touches the pool.
                 lazy: LazyReadSession | sqlite.LoopReadSession = (
-                    sqlite.LoopReadSession(factory=self._loop_read_sessions)
-                    if self._loop_read_sessions is not None
+                    sqlite.LoopReadSession(self.loop_reader)
+                    if self.loop_reader is not None
                     else LazyReadSession(self._reader_sessions)
                 )
                 try:

@@ -9,7 +9,8 @@ never wait for a writer, and a commit does not fsync (``synchronous=NORMAL``). W
 the loop is bounded instead of waited out:
 
 - **Readers** wait for a lock at most ``READ_BUSY_MS`` (a checkpoint resetting the WAL), then the
-  request is answered 503 like any unreachable database. They are ``query_only``.
+  request is answered 503 like any unreachable database. They are ``query_only`` and run outside
+  a transaction, Core statements straight on the pooled connection (``LoopReadSession``).
 - **Writers** of this process queue on an ``asyncio.Lock`` (they were one pooled connection before:
   the same queue). ``BEGIN IMMEDIATE`` never sleeps on the loop: with ``busy_timeout=0`` a lock held
   by another process (another worker, a CLI command) is retried with asyncio sleeps until the
@@ -59,7 +60,7 @@ def async_engine(url: str, timeout: float) -> AsyncEngine:
     return engine
 
 
-def _loop_engine(url: str, *, pool_size: int, max_overflow: int, pragmas: list[str], begin: str | None) -> Engine:
+def _loop_engine(url: str, *, pool_size: int, max_overflow: int, pragmas: list[str]) -> Engine:
     engine = create_engine(
         make_url(url).set(drivername="sqlite+pysqlite"),
         connect_args={"check_same_thread": False, "timeout": 0},
@@ -75,20 +76,16 @@ def _loop_engine(url: str, *, pool_size: int, max_overflow: int, pragmas: list[s
             cur.execute(pragma)
         cur.close()
 
-    if begin is not None:
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql(begin)
-
     return engine
 
 
 def loop_reader(url: str) -> Engine:
     """Readers: a pool that never blocks (a read transaction spans awaits, so many are open at once,
-    and waiting for a connection on the loop's thread would stop every request)."""
+    and waiting for a connection on the loop's thread would stop every request). No BEGIN: each
+    statement reads its own snapshot, as on PostgreSQL (storage/db.py), and a one-query read
+    costs one statement."""
     return _loop_engine(
-        url, pool_size=8, max_overflow=-1, begin="BEGIN",
+        url, pool_size=8, max_overflow=-1,
         pragmas=[f"PRAGMA busy_timeout={READ_BUSY_MS}", "PRAGMA query_only=ON"],
     )
 
@@ -97,7 +94,7 @@ def loop_writer(url: str) -> Engine:
     """The writer: one connection, taken only under the store's write lock. BEGIN IMMEDIATE is
     issued by ``write_session`` (it must be retried without blocking), not on SQLAlchemy's begin."""
     return _loop_engine(
-        url, pool_size=1, max_overflow=0, begin=None,
+        url, pool_size=1, max_overflow=0,
         pragmas=[
             "PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=0", "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON", "PRAGMA wal_autocheckpoint=0",
@@ -155,13 +152,11 @@ async def write_session(engine: Engine, lock: asyncio.Lock, timeout: float) -> A
 class LoopSession:
     """The part of AsyncSession the repositories use, over a synchronous Session on the loop."""
 
-    def __init__(self, session: Session | None = None, factory: Any = None) -> None:
+    def __init__(self, session: Session | None = None) -> None:
         self._session = session
-        self._factory = factory  # readers open their session on the first query
 
     def _s(self) -> Session:
-        if self._session is None:
-            self._session = self._factory()
+        assert self._session is not None
         return self._session
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
@@ -186,7 +181,34 @@ class LoopSession:
 
 
 class LoopReadSession(LoopSession):
-    """A read transaction: queries only, opened on the first one, rolled back at the end."""
+    """A read: statements on a pooled connection taken at the first one, outside a transaction
+    (each statement reads its own snapshot, as PostgreSQL's reads do). Core statements run on the
+    connection itself; an ORM one gets a Session over that connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self._engine = engine
+        self._conn: Any = None
+
+    def _c(self) -> Any:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _s(self) -> Session:
+        if self._session is None:
+            self._session = Session(bind=self._c(), expire_on_commit=False)
+        return self._session
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if _is_orm(statement):
+            return self._s().execute(statement, *args, **kwargs)
+        return self._c().execute(statement, *args, **kwargs)
+
+    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if _is_orm(statement):
+            return self._s().scalar(statement, *args, **kwargs)
+        return self._c().scalar(statement, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
@@ -198,11 +220,18 @@ class LoopReadSession(LoopSession):
         raise RuntimeError("add() in a read-only transaction: use transaction(write=True)")
 
     async def close(self) -> None:
-        if self._session is not None:
-            try:
-                self._session.rollback()
-            finally:
+        try:
+            if self._session is not None:
                 self._session.close()
+        finally:
+            if self._conn is not None:
+                self._conn.close()  # back to the pool, which rolls it back
+
+
+def _is_orm(statement: Any) -> bool:
+    """A statement over mapped classes (select(UserRow)), which needs a Session; one over tables
+    or text runs on the connection (what Session.execute itself looks at to choose)."""
+    return getattr(statement, "_propagate_attrs", {}).get("compile_state_plugin") == "orm"
 
 
 async def checkpoint(engine: AsyncEngine, lock: asyncio.Lock) -> bool:
