@@ -407,6 +407,27 @@ async def _in_transaction(tx: Any) -> bool:
     return bool(raw.driver_connection.is_in_transaction())
 
 
+async def test_a_write_mixing_core_and_orm_statements_commits_or_rolls_back_as_one(h: Harness) -> None:
+    """On SQLite Core statements run on the connection and the first ORM use opens a Session over
+    it (storage/sqlite.LoopSession): both halves are one transaction, a savepoint included."""
+    store = h.core.store
+    async with store.transaction() as tx:
+        await tx.users.create(new_user(h.core, "mixed.one"))  # Core, before any Session
+        await tx.kv.put("mixed:one", "1")  # ORM get/add/flush in a savepoint
+        assert await tx.kv.put_if_absent("mixed:one", "2") == "1"
+        await tx.users.create(new_user(h.core, "mixed.two"))  # Core again, now through the Session
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.users.create(new_user(h.core, "mixed.three"))
+            await tx.kv.put("mixed:three", "3")
+            raise RuntimeError("the request failed")
+    async with store.transaction() as tx:
+        assert await tx.kv.get("mixed:one") == "1" and await tx.kv.get("mixed:three") is None
+    async with store.transaction(write=False) as tx:
+        assert await tx.users.get_by_username("mixed.one") and await tx.users.get_by_username("mixed.two")
+        assert await tx.users.get_by_username("mixed.three") is None
+
+
 async def test_sqlite_reads_run_outside_a_transaction(make_harness: Any) -> None:
     """As on PostgreSQL, a read is its statements and nothing else: no BEGIN or ROLLBACK around a
     one-query read, and a Core statement runs on the pooled connection without an ORM Session.

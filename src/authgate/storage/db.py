@@ -203,8 +203,13 @@ class SqlStore:
                     await lazy.close()
                 return
             if self.loop_writer is not None:
-                async with sqlite.write_session(self.loop_writer, self._write_lock, self.timeout) as sync:
-                    tx = Tx(sqlite.LoopSession(sync), self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
+                if self._checkpointing is not None:
+                    # A free write lock is taken without a pause: give a checkpoint that is due
+                    # the turn it needs to queue for the lock first (writes that never yield
+                    # would otherwise keep it waiting, and the WAL growing).
+                    await asyncio.sleep(0)
+                async with sqlite.write_session(self.loop_writer, self._write_lock, self.timeout) as loop_session:
+                    tx = Tx(loop_session, self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
                     yield tx
                     await tx.flush()
                 self._after_sqlite_write()

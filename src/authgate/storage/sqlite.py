@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -121,18 +121,22 @@ async def _begin_immediate(raw: sqlite3.Connection, timeout: float) -> None:
 
 
 @asynccontextmanager
-async def write_session(engine: Engine, lock: asyncio.Lock, timeout: float) -> AsyncIterator[Session]:
+async def write_session(engine: Engine, lock: asyncio.Lock, timeout: float) -> AsyncIterator[LoopSession]:
     """One write transaction on the loop's writer: committed when the block ends, rolled back when
     it raises."""
-    try:
-        await asyncio.wait_for(lock.acquire(), timeout)
-    except TimeoutError:
-        raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail="write queue") from None
+    if lock.locked():
+        try:
+            async with asyncio.timeout(timeout):
+                await lock.acquire()
+        except TimeoutError:
+            raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail="write queue") from None
+    else:
+        await lock.acquire()  # free: taken without a wait (or a timer)
     try:
         with engine.connect() as conn:
             raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
             await _begin_immediate(raw, timeout)
-            session = Session(bind=conn, expire_on_commit=False)
+            session = LoopSession(conn)
             try:
                 yield session
                 session.commit()
@@ -144,32 +148,51 @@ async def write_session(engine: Engine, lock: asyncio.Lock, timeout: float) -> A
                     raw.rollback()
                 raise
             finally:
-                session.close()
+                session.release()
     finally:
         lock.release()
 
 
 class LoopSession:
-    """The part of AsyncSession the repositories use, over a synchronous Session on the loop."""
+    """The part of AsyncSession the repositories use, over a connection on the loop's thread.
 
-    def __init__(self, session: Session | None = None) -> None:
-        self._session = session
+    Core statements (tables, text) run on the connection itself. The first ORM use (a statement
+    over mapped classes, get, add) opens a Session over the same connection, and from then on
+    every statement goes through it, so its pending objects are flushed before a query as ever.
+    A login's transaction never needs one: a Session and its unit of work cost more than the
+    three statements they would carry."""
+
+    def __init__(self, conn: Connection | None = None) -> None:
+        self._conn = conn
+        self._session: Session | None = None
+
+    def _c(self) -> Connection:
+        assert self._conn is not None
+        return self._conn
 
     def _s(self) -> Session:
-        assert self._session is not None
+        if self._session is None:
+            # rollback_only: a Session joining a transaction Core statements began leaves its
+            # commit to commit() below.
+            self._session = Session(bind=self._c(), expire_on_commit=False, join_transaction_mode="rollback_only")
         return self._session
 
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        return self._s().execute(*args, **kwargs)
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._session is not None or _is_orm(statement):
+            return self._s().execute(statement, *args, **kwargs)
+        return self._c().execute(statement, *args, **kwargs)
+
+    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._session is not None or _is_orm(statement):
+            return self._s().scalar(statement, *args, **kwargs)
+        return self._c().scalar(statement, *args, **kwargs)
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         return self._s().get(*args, **kwargs)
 
-    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        return self._s().scalar(*args, **kwargs)
-
     async def flush(self) -> None:
-        self._s().flush()
+        if self._session is not None:  # without a Session nothing is pending
+            self._session.flush()
 
     def add(self, instance: Any) -> None:
         self._s().add(instance)
@@ -179,36 +202,35 @@ class LoopSession:
         with self._s().begin_nested():
             yield
 
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.commit()  # flushes; the transaction itself is the connection's
+        if self._conn is not None and self._conn.in_transaction():
+            self._conn.commit()
+
+    def rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+        if self._conn is not None and self._conn.in_transaction():
+            self._conn.rollback()
+
+    def release(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
 
 class LoopReadSession(LoopSession):
     """A read: statements on a pooled connection taken at the first one, outside a transaction
-    (each statement reads its own snapshot, as PostgreSQL's reads do). Core statements run on the
-    connection itself; an ORM one gets a Session over that connection."""
+    (each statement reads its own snapshot, as PostgreSQL's reads do)."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self._engine = engine
-        self._conn: Any = None
 
-    def _c(self) -> Any:
+    def _c(self) -> Connection:
         if self._conn is None:
             self._conn = self._engine.connect()
         return self._conn
-
-    def _s(self) -> Session:
-        if self._session is None:
-            self._session = Session(bind=self._c(), expire_on_commit=False)
-        return self._session
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if _is_orm(statement):
-            return self._s().execute(statement, *args, **kwargs)
-        return self._c().execute(statement, *args, **kwargs)
-
-    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if _is_orm(statement):
-            return self._s().scalar(statement, *args, **kwargs)
-        return self._c().scalar(statement, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
