@@ -100,6 +100,8 @@ async def test_close_cancels_what_is_queued(pool: HashThreads) -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(queued, 2)
     assert await asyncio.wait_for(running, 2) == "running"  # the running hash still finishes
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.run(lambda: "after close")  # refused, not left waiting for ever
 
 
 def test_submit_outside_a_loop() -> None:

@@ -32,6 +32,7 @@ class HashThreads:
         self, count: int, *, name: str = "hash", batch: int = 2, initializer: Callable[[], None] | None = None
     ) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
         self._batch = max(1, batch)
         self._initializer = initializer
         self._threads = [
@@ -42,19 +43,26 @@ class HashThreads:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Outside the event loop (start-up): a concurrent future, settled as soon as it is done."""
+        self._check_open()
         future: Future[Any] = Future()
         self._jobs.put((None, future, fn, args))
         return future
 
     def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """``fn(*args)`` on a hashing thread; await the result on the running loop."""
+        self._check_open()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._jobs.put((loop, future, fn, args))
         return future
 
+    def _check_open(self) -> None:
+        if self._closed:  # as an executor after shutdown: nothing would ever run it
+            raise RuntimeError("the hashing threads are closed")
+
     def close(self) -> None:
         """Pending hashes are cancelled; the threads end after the hash they are running."""
+        self._closed = True
         while True:
             try:
                 job = self._jobs.get_nowait()

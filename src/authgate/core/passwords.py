@@ -39,8 +39,8 @@ PBKDF2_PREFIX = "pbkdf2_sha256$"
 FIREBASE_PREFIX = "firebase_scrypt$"  # firebase_scrypt$<salt, base64>$<password hash, base64>
 _PRINTABLE_SPECIALS = set(string.punctuation)
 # Results a hashing thread may hand back in one wake-up of the event loop when hashes queue
-# (core/hashpool.py): the loop's work per login fell from ~3.4 ms to ~2.4 ms with 2 and ~1.8 ms
-# with 4 on one shared core; 8 measured no better (docs/performance.md).
+# (core/hashpool.py): the loop's work per login fell from ~3.4 ms to ~2.4 ms with 2 and ~1.9 ms
+# with 4 on one shared core; 8 measured no better (docs/performance.md, item 33).
 HASH_BATCH = 4
 
 
@@ -98,11 +98,11 @@ class PasswordHasher:
         count = workers or os.cpu_count() or 1
         self._pool = HashThreads(count, name="argon2", batch=HASH_BATCH, initializer=_lower_priority)
         # HASH_BATCH hashes per thread are handed to the pool (one running, the others ready, so
-        # a thread can hand results back together); the rest wait for a slot in FIFO order, each for at most ``max_wait`` seconds, then get 503: a login
-        # is answered before its client gives up, however slowly hashes finish (slower when the
-        # core also serves reads: a hash at nice 10 gets what the event loop leaves), and a shed
-        # client does not come straight back to compete with the reads. Past 64 waiting per
-        # thread a login is shed at once.
+        # a thread can hand results back together); the rest wait for a slot in FIFO order, each
+        # for at most ``max_wait`` seconds, then get 503: a login is answered before its client
+        # gives up, however slowly hashes finish (slower when the core also serves reads: a hash
+        # at nice 10 gets what the event loop leaves), and a shed client does not come straight
+        # back to compete with the reads. Past 64 waiting per thread a login is shed at once.
         self._queue_limit = queue_limit or count * 64
         self._slots = count * HASH_BATCH
         self._gate: asyncio.Semaphore | None = None
