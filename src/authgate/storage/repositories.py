@@ -679,9 +679,20 @@ class Kv:
         return row.value if row else None
 
     async def put_if_absent(self, name: str, value: str) -> str:
-        existing = await self.s.get(KvRow, name)
-        if existing:
-            return existing.value
+        existing = await self.s.get(KvRow, name) or await self._insert(name, value)
+        return existing.value if existing else value
+
+    async def put(self, name: str, value: str) -> None:
+        """Set ``name`` to ``value``, inserting or updating it. Portable (no dialect upsert): callers
+        serialise writers of one name themselves, e.g. under a row lock they hold."""
+        row = await self.s.get(KvRow, name) or await self._insert(name, value)
+        if row is not None:
+            row.value = value
+            await self.s.flush()
+
+    async def _insert(self, name: str, value: str) -> KvRow | None:
+        """Insert ``name`` (None), or the row another writer inserted meanwhile (in a savepoint, so
+        the conflict leaves the transaction usable)."""
         try:
             async with self.s.begin_nested():
                 self.s.add(KvRow(name=name, value=value, created_at=datetime.now(UTC)))
@@ -689,21 +700,5 @@ class Kv:
         except IntegrityError:
             row = await self.s.get(KvRow, name, populate_existing=True)
             assert row is not None
-            return row.value
-        return value
-
-    async def put(self, name: str, value: str) -> None:
-        """Set ``name`` to ``value``, inserting or updating it. Portable (no dialect upsert): callers
-        serialise writers of one name themselves, e.g. under a row lock they hold."""
-        row = await self.s.get(KvRow, name)
-        if row is None:
-            try:
-                async with self.s.begin_nested():
-                    self.s.add(KvRow(name=name, value=value, created_at=datetime.now(UTC)))
-                    await self.s.flush()
-                return
-            except IntegrityError:  # inserted meanwhile by a writer that did not serialise with us
-                row = await self.s.get(KvRow, name, populate_existing=True)
-                assert row is not None
-        row.value = value
-        await self.s.flush()
+            return row  # type: ignore[no-any-return]
+        return None
