@@ -402,14 +402,14 @@ async def test_a_sqlite_writer_waits_for_another_process_without_blocking_the_lo
 
 
 async def _in_transaction(tx: Any) -> bool:
-    session = getattr(tx.session, "_session", None) or tx.session
-    raw = await (await session.connection()).get_raw_connection()
+    raw = await tx.session._conn.get_raw_connection()  # the AsyncConnection statements ran on
     return bool(raw.driver_connection.is_in_transaction())
 
 
-async def test_a_write_mixing_core_and_orm_statements_commits_or_rolls_back_as_one(h: Harness) -> None:
-    """On SQLite Core statements run on the connection and the first ORM use opens a Session over
-    it (storage/sqlite.LoopSession): both halves are one transaction, a savepoint included."""
+async def test_a_write_mixing_core_and_orm_statements_commits_or_rolls_back_as_one(hdb: Harness) -> None:
+    """Core statements run on the connection and the first ORM use opens a Session over it
+    (storage/split.py): both halves are one transaction, a savepoint included."""
+    h = hdb
     store = h.core.store
     async with store.transaction() as tx:
         await tx.users.create(new_user(h.core, "mixed.one"))  # Core, before any Session
@@ -434,7 +434,7 @@ async def test_sqlite_reads_run_outside_a_transaction(make_harness: Any) -> None
     Statements over mapped classes still get one (and their entities)."""
     from sqlalchemy import event, select, text
 
-    from authgate.storage import sqlite
+    from authgate.storage import split
     from authgate.storage.tables import KeyRow, UserRow
 
     h = await make_harness("sqlite")
@@ -450,8 +450,8 @@ async def test_sqlite_reads_run_outside_a_transaction(make_harness: Any) -> None
     assert statements[0] == "SELECT 1" and not any(s.split()[0] in ("BEGIN", "ROLLBACK") for s in statements)
     # What picks the way: SQLAlchemy marks statements over mapped classes (an upgrade that
     # changed it would send ORM selects to the connection; this says so first).
-    assert sqlite._is_orm(select(UserRow)) and not sqlite._is_orm(select(UserRow.__table__))
-    assert not sqlite._is_orm(text("SELECT 1"))
+    assert split.is_orm(select(UserRow)) and not split.is_orm(select(UserRow.__table__))
+    assert not split.is_orm(text("SELECT 1"))
 
 
 @pytest.mark.postgres
@@ -569,3 +569,30 @@ async def test_a_wrong_password_costs_one_counting_statement_and_no_user_reread(
     async with core.store.transaction() as tx:
         state = await tx.users.lock_state(user.id)
     assert state is not None and state.failed_logins == 3 and not state.is_locked
+
+
+async def test_a_login_opens_no_orm_session_on_either_backend(hdb: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login's reads and its write transaction (row lock, session, audit event) are Core
+    statements on the connection: no ORM Session is made for them (storage/split.py). On
+    PostgreSQL the write went through an AsyncSession before, its bookkeeping around every
+    statement."""
+    from sqlalchemy.orm import Session as OrmSession
+
+    c = hdb.client
+    r = await c.post("/api/auth/v1/signup", json={"email": "core.first@example.com", "password": "C0re-First-pass"})
+    assert r.status_code == 201, r.text
+    made: list[object] = []
+    init = OrmSession.__init__
+
+    def counted(self: OrmSession, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(OrmSession, "__init__", counted)
+    r = await c.post("/app/auth/login", json={"loginID": "core.first@example.com", "password": "C0re-First-pass",
+                                               "deviceToken": "d1"})
+    assert r.status_code == 200, r.text
+    assert made == []
+    async with hdb.core.store.transaction() as tx:  # and an ORM use still gets its Session
+        await tx.kv.put("core:first", "1")
+    assert len(made) == 1

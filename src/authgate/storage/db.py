@@ -13,16 +13,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
 
 import structlog
-from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.storage import sqlite
+from authgate.storage import postgres, sqlite
 from authgate.storage.repositories import (
     Audit,
     ClientCache,
@@ -110,37 +109,6 @@ class Tx:
                 made["clients"].touched if "clients" in made else set())
 
 
-class LazyReadSession:
-    """The part of AsyncSession that read repositories use, opened on the first query."""
-
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
-        self._factory = factory
-        self._session: AsyncSession | None = None
-
-    async def _open(self) -> AsyncSession:
-        if self._session is None:
-            self._session = self._factory()
-        return self._session
-
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        return await (await self._open()).execute(*args, **kwargs)
-
-    async def get(self, *args: Any, **kwargs: Any) -> Any:
-        return await (await self._open()).get(*args, **kwargs)
-
-    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        return await (await self._open()).scalar(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
-
-    async def close(self) -> None:
-        # close() ends the session's transaction and returns the connection (reset on return);
-        # the explicit begin() and rollback() it had were ~7 % of a cache miss, and nothing else.
-        if self._session is not None:
-            await self._session.close()
-
-
 class SqlStore:
     def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0, cache_seconds: float = 0.0) -> None:
         self.url = url
@@ -159,32 +127,11 @@ class SqlStore:
             self._writes_since_checkpoint = 0
             self._checkpointing: asyncio.Task[None] | None = None
         else:
-            self.writer = create_async_engine(
-                url,
-                pool_size=pool_size,
-                # No overflow: past pool_size a request waits for a pooled connection (at most
-                # ``timeout``, then 503) instead of opening one that is closed again on return.
-                # Under 32 concurrent cache misses the overflow churned: asyncpg's connect (TCP,
-                # an SSL attempt, startup) was ~19 % of a username check's CPU. Nothing holds a
-                # connection while it needs a second one (the suite passes with a pool of one).
-                max_overflow=0,
-                pool_timeout=timeout,
-                # No pre-ping: on asyncpg it is BEGIN, a query and ROLLBACK (three round trips) on
-                # every checkout. A connection the server closed (a restart, a failover) is seen
-                # for free at checkout (_discard_closed); one that breaks mid-request gives that
-                # request 503 and makes the pool replace every older connection.
-                pool_pre_ping=False,
-                pool_recycle=600,
-                connect_args={"timeout": timeout, "command_timeout": timeout * 2},
-            )
-            event.listen(self.writer.sync_engine, "checkout", _discard_closed)
+            self.writer = postgres.engine(url, pool_size=pool_size, timeout=timeout)
             # Reads run outside a transaction: each statement under READ COMMITTED (PostgreSQL's
             # default) sees its own snapshot anyway, so BEGIN and ROLLBACK were two round trips
             # that bought nothing. Same pool; writes keep their transactions.
             self.reader = self.writer.execution_options(isolation_level="AUTOCOMMIT")
-        if not self.is_sqlite:  # SQLite's transactions run on the loop (storage/sqlite.py)
-            self._writer_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
-            self._reader_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Tx]:
@@ -192,10 +139,10 @@ class SqlStore:
             if not write:
                 # Read transactions open their session on first use: a request served from the
                 # user cache never touches the pool.
-                lazy: LazyReadSession | sqlite.LoopReadSession = (
+                lazy: postgres.ConnectionReadSession | sqlite.LoopReadSession = (
                     sqlite.LoopReadSession(self.loop_reader)
                     if self.loop_reader is not None
-                    else LazyReadSession(self._reader_sessions)
+                    else postgres.ConnectionReadSession(self.reader)
                 )
                 try:
                     yield Tx(lazy, self.user_cache, True, self.client_cache)  # type: ignore[arg-type]
@@ -214,11 +161,10 @@ class SqlStore:
                     await tx.flush()
                 self._after_sqlite_write()
             else:
-                async with self._writer_sessions() as session:
-                    async with session.begin():
-                        tx = Tx(session, self.user_cache, False, self.client_cache)
-                        yield tx
-                        await tx.flush()
+                async with postgres.write_session(self.writer) as session:
+                    tx = Tx(session, self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
+                    yield tx
+                    await tx.flush()
             # committed: what this node changed is re-read from the database from now on
             users, clients = tx.touched()
             if users:
@@ -289,14 +235,6 @@ class SqlStore:
             self.loop_reader.dispose()
             self.loop_writer.dispose()
         await self.writer.dispose()  # the PostgreSQL reader shares the writer's pool
-
-
-def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A pooled asyncpg connection whose server side has gone is replaced at checkout (the pool
-    retries with a fresh one), without a round trip."""
-    raw = getattr(dbapi_connection, "_connection", None)
-    if raw is not None and raw.is_closed():
-        raise DisconnectionError("connection closed by the server")
 
 
 def _no_version_table(exc: Exception) -> bool:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.storage.split import CoreFirst
 
 READ_BUSY_MS = 250
 CHECKPOINT_EVERY = 200
@@ -153,39 +154,21 @@ async def write_session(engine: Engine, lock: asyncio.Lock, timeout: float) -> A
         lock.release()
 
 
-class LoopSession:
-    """The part of AsyncSession the repositories use, over a connection on the loop's thread.
+class LoopSession(CoreFirst[Connection, Session]):
+    """The part of AsyncSession the repositories use, over a connection on the loop's thread
+    (Core statements on the connection, a Session from the first ORM use on: storage/split.py).
+    A login's transaction never needs a Session."""
 
-    Core statements (tables, text) run on the connection itself. The first ORM use (a statement
-    over mapped classes, get, add) opens a Session over the same connection, and from then on
-    every statement goes through it, so its pending objects are flushed before a query as ever.
-    A login's transaction never needs one: a Session and its unit of work cost more than the
-    three statements they would carry."""
-
-    def __init__(self, conn: Connection | None = None) -> None:
-        self._conn = conn
-        self._session: Session | None = None
-
-    def _c(self) -> Connection:
-        assert self._conn is not None
-        return self._conn
-
-    def _s(self) -> Session:
-        if self._session is None:
-            # rollback_only: a Session joining a transaction Core statements began leaves its
-            # commit to commit() below.
-            self._session = Session(bind=self._c(), expire_on_commit=False, join_transaction_mode="rollback_only")
-        return self._session
+    def _new_session(self, conn: Connection) -> Session:
+        # rollback_only: a Session joining a transaction Core statements began leaves its
+        # commit to commit() below.
+        return Session(bind=conn, expire_on_commit=False, join_transaction_mode="rollback_only")
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._session is not None or _is_orm(statement):
-            return self._s().execute(statement, *args, **kwargs)
-        return self._c().execute(statement, *args, **kwargs)
+        return self._for(statement).execute(statement, *args, **kwargs)
 
     async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._session is not None or _is_orm(statement):
-            return self._s().scalar(statement, *args, **kwargs)
-        return self._c().scalar(statement, *args, **kwargs)
+        return self._for(statement).scalar(statement, *args, **kwargs)
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         return self._s().get(*args, **kwargs)
@@ -248,12 +231,6 @@ class LoopReadSession(LoopSession):
         finally:
             if self._conn is not None:
                 self._conn.close()  # back to the pool, which rolls it back
-
-
-def _is_orm(statement: Any) -> bool:
-    """A statement over mapped classes (select(UserRow)), which needs a Session; one over tables
-    or text runs on the connection (what Session.execute itself looks at to choose)."""
-    return getattr(statement, "_propagate_attrs", {}).get("compile_state_plugin") == "orm"
 
 
 async def checkpoint(engine: AsyncEngine, lock: asyncio.Lock) -> bool:

@@ -1,0 +1,46 @@
+"""What both backends' transactions share: Core statements on the connection, an ORM Session only
+from the first ORM use on.
+
+Repositories run Core statements over the tables on the hot paths (a login, a refresh, a token
+check); a Session and its unit of work cost more than the statements they would carry. ORM use (a
+statement over mapped classes, ``get``, ``add``, a savepoint) opens a Session joined to the same
+connection and transaction, and from then on every statement goes through it, so that its pending
+objects are flushed before a query as ever. ``sqlite.LoopSession`` runs the statements on the
+loop's thread, ``postgres.ConnectionSession`` awaits them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+C = TypeVar("C")  # the connection
+S = TypeVar("S")  # the Session joined to it
+
+
+def is_orm(statement: Any) -> bool:
+    """A statement over mapped classes (select(UserRow)), which needs a Session; one over tables
+    or text runs on the connection (what Session.execute itself looks at to choose)."""
+    return getattr(statement, "_propagate_attrs", {}).get("compile_state_plugin") == "orm"
+
+
+class CoreFirst(Generic[C, S]):
+    """The routing: ``_for(statement)`` is the connection until a Session is needed."""
+
+    def __init__(self, conn: C | None = None) -> None:
+        self._conn = conn
+        self._session: S | None = None
+
+    def _c(self) -> C:
+        assert self._conn is not None
+        return self._conn
+
+    def _new_session(self, conn: C) -> S:
+        raise NotImplementedError
+
+    def _s(self) -> S:
+        if self._session is None:
+            self._session = self._new_session(self._c())
+        return self._session
+
+    def _for(self, statement: Any) -> Any:
+        return self._s() if self._session is not None or is_orm(statement) else self._c()
