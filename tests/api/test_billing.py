@@ -203,9 +203,12 @@ async def test_older_subscription_event_delivered_late_is_acknowledged_and_chang
     assert await outcome(hsdb, older) == "duplicate"
     assert (await reload(hsdb, user)).subscription_status == "active"
     async with hsdb.core.store.transaction(write=False) as tx:
-        audited = await tx.audit.list(user_id=user.id, type="customer.linked")
+        audited = await tx.audit.list(user_id=user.id, type="billing.event_ignored")
+        linked = await tx.audit.list(user_id=user.id, type="customer.linked")
     stale = [e for e in audited if (e.detail or {}).get("event_id") == "evt_late_sub"]
     assert len(stale) == 1 and stale[0].detail is not None
+    # customer.linked says a change was applied: the stale event is not among them
+    assert not [e for e in linked if (e.detail or {}).get("event_id") == "evt_late_sub"]
     assert (stale[0].detail["outcome"], stale[0].detail["reason"]) == ("ignored", "stale")
     # deleted is a subscription event too: a late one does not cancel a newer status
     late_delete = event("customer.subscription.deleted", subscription("cus_L1", "canceled"), created=T0 - 1)

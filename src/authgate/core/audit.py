@@ -36,6 +36,7 @@ class Event(StrEnum):
     REFRESH_REUSED = "refresh.reused"
     IDENTITY_LINKED = "identity.linked"
     CUSTOMER_LINKED = "customer.linked"
+    BILLING_EVENT_IGNORED = "billing.event_ignored"  # a stale Stripe event: seen, nothing changed
 
 
 async def record(

@@ -213,8 +213,8 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
     resending the event from Stripe applies it.
 
     Stripe does not deliver events in order, so an event older (by ``created``) than the newest one
-    of its kind already applied to the user is stale: recorded as seen, audited and logged as
-    ignored (reason ``stale``), and it changes nothing. The kinds are subscriptions (for the
+    of its kind already applied to the user is stale: recorded as seen, audited
+    (``billing.event_ignored``) and logged as ignored (reason ``stale``), and it changes nothing. The kinds are subscriptions (for the
     customer they belong to) and the customer link; a customer event must also be no older than the
     newest customer event of the user currently linked to that customer, whom it would unlink.
     Equal ``created`` (seconds) apply in arrival order; an event without one applies as always.
@@ -247,7 +247,7 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
                 created=event.created, newest=newest,
             )
             await audit.record(
-                tx, Event.CUSTOMER_LINKED, None, user.id, actor="stripe", method="webhook",
+                tx, Event.BILLING_EVENT_IGNORED, None, user.id, actor="stripe", method="webhook",
                 event_id=event.id, event_type=event.type, outcome="ignored", reason="stale",
                 created=event.created, newest=newest,
             )
