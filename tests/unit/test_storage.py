@@ -596,3 +596,21 @@ async def test_a_login_opens_no_orm_session_on_either_backend(hdb: Harness, monk
     async with hdb.core.store.transaction() as tx:  # and an ORM use still gets its Session
         await tx.kv.put("core:first", "1")
     assert len(made) == 1
+
+
+async def test_a_read_transaction_refuses_writes_on_either_backend(hdb: Harness) -> None:
+    """A read-only transaction names the write it was asked for instead of taking it (on SQLite a
+    savepoint on the read connection would have opened a Session and written nothing)."""
+    from authgate.storage.tables import KvRow
+
+    async with hdb.core.store.transaction(write=False) as tx:
+        with pytest.raises(RuntimeError, match=r"add\(\) in a read-only"):
+            tx.session.add(KvRow(name="ro", value="1"))
+        with pytest.raises(RuntimeError, match=r"flush\(\) in a read-only"):
+            await tx.session.flush()
+        with pytest.raises(RuntimeError, match=r"begin_nested\(\) in a read-only"):
+            async with tx.session.begin_nested():
+                pass
+        with pytest.raises(RuntimeError, match=r"merge\(\) in a read-only"):
+            tx.session.merge  # noqa: B018 - anything else a write would use is refused by name
+        assert await tx.kv.get("ro") is None

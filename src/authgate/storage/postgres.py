@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
-from authgate.storage.split import CoreFirst
+from authgate.storage.split import CoreFirst, ReadOnly
 
 
 def engine(url: str, *, pool_size: int, timeout: float) -> AsyncEngine:
@@ -109,7 +109,7 @@ class ConnectionSession(CoreFirst[AsyncConnection, AsyncSession]):
             await self._session.close()
 
 
-class ConnectionReadSession(ConnectionSession):
+class ConnectionReadSession(ReadOnly, ConnectionSession):
     """A read on the AUTOCOMMIT engine: a pooled connection taken at the first statement, each
     statement its own snapshot (no BEGIN, no ROLLBACK)."""
 
@@ -133,18 +133,6 @@ class ConnectionReadSession(ConnectionSession):
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         await self._open()
         return await super().get(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
-
-    async def flush(self) -> None:
-        raise RuntimeError("flush() in a read-only transaction: use transaction(write=True)")
-
-    def add(self, instance: Any) -> None:
-        raise RuntimeError("add() in a read-only transaction: use transaction(write=True)")
-
-    def begin_nested(self) -> Any:
-        raise RuntimeError("begin_nested() in a read-only transaction: use transaction(write=True)")
 
     async def close(self) -> None:
         try:

@@ -44,3 +44,20 @@ class CoreFirst(Generic[C, S]):
 
     def _for(self, statement: Any) -> Any:
         return self._s() if self._session is not None or is_orm(statement) else self._c()
+
+
+class ReadOnly:
+    """First base of a read session: what only a write may do is refused, naming the call (a
+    read-only transaction that wrote would fail later, or silently lose the write)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
+
+    async def flush(self) -> None:
+        raise RuntimeError("flush() in a read-only transaction: use transaction(write=True)")
+
+    def add(self, instance: Any) -> None:
+        raise RuntimeError("add() in a read-only transaction: use transaction(write=True)")
+
+    def begin_nested(self) -> Any:
+        raise RuntimeError("begin_nested() in a read-only transaction: use transaction(write=True)")

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.storage.split import CoreFirst
+from authgate.storage.split import CoreFirst, ReadOnly
 
 READ_BUSY_MS = 250
 CHECKPOINT_EVERY = 200
@@ -202,7 +202,7 @@ class LoopSession(CoreFirst[Connection, Session]):
             self._session.close()
 
 
-class LoopReadSession(LoopSession):
+class LoopReadSession(ReadOnly, LoopSession):
     """A read: statements on a pooled connection taken at the first one, outside a transaction
     (each statement reads its own snapshot, as PostgreSQL's reads do)."""
 
@@ -214,15 +214,6 @@ class LoopReadSession(LoopSession):
         if self._conn is None:
             self._conn = self._engine.connect()
         return self._conn
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"{name}() in a read-only transaction: use transaction(write=True)")
-
-    async def flush(self) -> None:
-        raise RuntimeError("flush() in a read-only transaction: use transaction(write=True)")
-
-    def add(self, instance: Any) -> None:
-        raise RuntimeError("add() in a read-only transaction: use transaction(write=True)")
 
     async def close(self) -> None:
         try:
