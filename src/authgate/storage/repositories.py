@@ -91,9 +91,13 @@ _ABSENT = object()
 
 def _to_model(cls: type[T], row: Any) -> T:
     """A model from an ORM entity or a Core row (attributes named like the model's fields)."""
+    # A Core row's values by name come from one dict: an attribute of a Row is a lookup through
+    # its key map each time (a user's 38 were half of the 20 µs this took).
+    asdict = getattr(row, "_asdict", None)
+    get = asdict().get if asdict is not None else functools.partial(getattr, row)
     values = {}
     for name in _field_names(cls):
-        value = getattr(row, name, _ABSENT)
+        value = get(name, _ABSENT)
         if value is _ABSENT:
             continue
         # Lists and dicts (JSON columns) are copied so that changing the model marks the column
