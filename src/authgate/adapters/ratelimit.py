@@ -26,10 +26,10 @@ def unavailable(exc: Exception) -> AuthError:
 class LimitsRateLimiter:
     """``errors``: what the storage raises when it is unreachable (a 503)."""
 
-    def __init__(self, storage: Storage, errors: tuple[type[BaseException], ...] = ()) -> None:
+    def __init__(self, storage: Storage, errors: tuple[type[Exception], ...] = ()) -> None:
         self.storage = storage
         self.strategy = MovingWindowRateLimiter(storage)
-        self._errors = (StorageError, OSError, *errors)
+        self._errors: tuple[type[Exception], ...] = (StorageError, OSError, *errors)
 
     @classmethod
     def memory(cls) -> LimitsRateLimiter:

@@ -188,7 +188,8 @@ class Engine:
             all_headers["x-csrf-token"] = self._csrf[0]
         all_headers.update(headers or {})
         url = self.config.base_url.rstrip("/") + path
-        request = httpx.Request(method, url, json=json, params=params, headers=all_headers)
+        # httpx takes str and bytes header values (a non-ASCII x-username goes as UTF-8 bytes)
+        request = httpx.Request(method, url, json=json, params=params, headers=all_headers)  # type: ignore[arg-type]
         if sign:
             if not self.config.client_id or not self.config.client_secret:
                 raise ValueError("signing needs client_id and client_secret")

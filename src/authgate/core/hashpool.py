@@ -99,7 +99,7 @@ class HashThreads:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, as an executor would
                 outcome = (False, exc)
             if loop is None:
-                _settle(future, outcome)  # type: ignore[arg-type]
+                _settle(future, outcome)
                 continue
             held.append((loop, future, outcome))  # type: ignore[arg-type]
             if len(held) >= self._batch:

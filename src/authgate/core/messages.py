@@ -61,12 +61,12 @@ class Messenger:
     async def email(self, to: str, subject: str, text: str) -> None:
         if self.mailer is None:
             raise AuthError(ErrorCode.NO_CHANNEL, detail="email")
-        await self._with_retries(self.mailer.name, lambda: self.mailer.send(to, subject, text))  # type: ignore[union-attr]
+        await self._with_retries(self.mailer.name, lambda: self.mailer.send(to, subject, text))
 
     async def sms(self, to: str, body: str) -> None:
         if self.sms_sender is None:
             raise AuthError(ErrorCode.NO_CHANNEL, detail="sms")
-        await self._with_retries(self.sms_sender.name, lambda: self.sms_sender.send(to, body))  # type: ignore[union-attr]
+        await self._with_retries(self.sms_sender.name, lambda: self.sms_sender.send(to, body))
 
     async def _with_retries(self, provider: str, call) -> None:  # type: ignore[no-untyped-def]
         delay = self.backoff

@@ -102,14 +102,24 @@ class KvRepository(Protocol):
 
 
 class Tx(Protocol):
-    users: UserRepository
-    sessions: SessionRepository
-    secrets: SecretRepository
-    keys: KeyRepository
-    identities: IdentityRepository
-    clients: ClientRepository
-    audit: AuditRepository
-    kv: KvRepository
+    """One transaction's repositories (read-only: the store makes them)."""
+
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def secrets(self) -> SecretRepository: ...
+    @property
+    def keys(self) -> KeyRepository: ...
+    @property
+    def identities(self) -> IdentityRepository: ...
+    @property
+    def clients(self) -> ClientRepository: ...
+    @property
+    def audit(self) -> AuditRepository: ...
+    @property
+    def kv(self) -> KvRepository: ...
 
 
 class Store(Protocol):

@@ -240,7 +240,8 @@ class SessionService:
         if not sid or claims.user_id is None or not await self.is_live(sid):
             raise AuthError(ErrorCode.TOKEN_INVALID)
         structlog.contextvars.bind_contextvars(user_id=str(claims.user_id))
-        roles = raw.get("roles") if isinstance(raw.get("roles"), list) else []
+        listed = raw.get("roles")
+        roles = listed if isinstance(listed, list) else []
         return Principal(
             typ=claims.typ,
             user_id=claims.user_id,

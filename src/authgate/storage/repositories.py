@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Date, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Date, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -43,10 +44,10 @@ T = TypeVar("T")
 
 # Hot paths read and write through the tables (Core), not ORM entities: an ORM load or flush costs
 # several times more per row (identity map, unit of work), and a login does four of them.
-USERS = UserRow.__table__
-SESSIONS = SessionRow.__table__
-AUDIT = AuditRow.__table__
-CLIENTS = ClientRow.__table__
+USERS = cast(Table, UserRow.__table__)
+SESSIONS = cast(Table, SessionRow.__table__)
+AUDIT = cast(Table, AuditRow.__table__)
+CLIENTS = cast(Table, ClientRow.__table__)
 
 # The hottest statements are built once, with bound parameters: building one per call (a bound
 # parameter object and a cache key for every column of an INSERT) cost more than running it.
@@ -96,7 +97,7 @@ def _to_model(cls: type[T], row: Any) -> T:
     asdict = getattr(row, "_asdict", None)
     get = asdict().get if asdict is not None else functools.partial(getattr, row)
     values = {}
-    for name in _field_names(cls):
+    for name in _field_names(cls):  # type: ignore[arg-type]  # a class is hashable (mypy: type[T] is not)
         value = get(name, _ABSENT)
         if value is _ABSENT:
             continue
@@ -117,14 +118,14 @@ def _model_columns(table: Any, cls: type) -> tuple[tuple[str, ...], frozenset[st
 
 def _column_values(table: Any, obj: Any) -> dict[str, Any]:
     """The model's values for the table's columns (an UPDATE of every column)."""
-    return {key: getattr(obj, key) for key in _model_columns(table, type(obj))[0]}
+    return {key: getattr(obj, key) for key in _model_columns(table, type(obj))[0]}  # type: ignore[arg-type]
 
 
 def _insert_values(table: Any, obj: Any) -> dict[str, Any]:
     """The model's values for a Core INSERT. A None of a column with no default is left out: the
     row gets NULL all the same, without the driver binding it (a new user has ~20 such columns,
     about half the cost of its INSERT)."""
-    keys, plain = _model_columns(table, type(obj))
+    keys, plain = _model_columns(table, type(obj))  # type: ignore[arg-type]
     return {key: value for key in keys if (value := getattr(obj, key)) is not None or key not in plain}
 
 
@@ -337,7 +338,7 @@ class Users:
 
     async def find_many(
         self, usernames: Sequence[str], emails: Sequence[str], phones: Sequence[str], *, for_update: bool = False
-    ) -> list[User]:
+    ) -> builtins.list[User]:  # ``list`` here is Users.list
         """Live users holding any of these usernames, emails or phones, in one query (bulk import)."""
         conds = []
         if usernames:
@@ -704,5 +705,5 @@ class Kv:
         except IntegrityError:
             row = await self.s.get(KvRow, name, populate_existing=True)
             assert row is not None
-            return row  # type: ignore[no-any-return]
+            return row
         return None

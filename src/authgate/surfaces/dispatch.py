@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import BaseRoute, Match, Route, get_route_path
+from starlette._utils import get_route_path  # where starlette.routing has it from
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 WILDCARD = ""

@@ -153,8 +153,8 @@ class FirebaseVerifier:
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             raise invalid_token()
         # PyJWT checks exp (and iat's type); Google also requires iat and auth_time in the past.
-        for name in ("iat", "auth_time"):
-            value = claims.get(name)
+        for claim in ("iat", "auth_time"):
+            value = claims.get(claim)
             if isinstance(value, bool) or not isinstance(value, int | float) or value > now + self.leeway:
                 raise invalid_token()
         if claims.get("aud") != self.project_id:  # a list containing the project is not enough

@@ -253,7 +253,8 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
             )
             return "ignored"
         if event.type in _CUSTOMER_EVENTS:
-            metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+            listed = obj.get("metadata")
+            metadata = listed if isinstance(listed, Mapping) else {}
             own_id = _str(metadata.get("customer_id"))
             await _link(tx, user, stripe_id, own_id if own_id and len(own_id) <= 255 else None, "stripe")
         elif event.type == "customer.deleted":
@@ -329,7 +330,8 @@ async def _user_for(tx: Tx, event: BillingEvent) -> User | None:
     obj = event.object
     found: User | None = None
     if event.type in _CUSTOMER_EVENTS:
-        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+        listed = obj.get("metadata")
+        metadata = listed if isinstance(listed, Mapping) else {}
         user_id, username = _str(metadata.get("user_id")), _str(metadata.get("username"))
         if user_id and user_id.isdigit() and len(user_id) <= 19:
             found = await tx.users.get(int(user_id))

@@ -43,7 +43,7 @@ class Status:
 
 
 def step_of(user: User) -> Onboarding:
-    if user.onboarding in Onboarding._value2member_map_:
+    if user.onboarding is not None and user.onboarding in Onboarding._value2member_map_:
         return Onboarding(user.onboarding)
     return Onboarding.COMPLETED
 

@@ -457,6 +457,7 @@ async def _update(
         changed.append("phone_verified")
     password_changed = False
     if inp.password is not None:
+        new_hash: str | None
         if inp.password_is_hash:
             new_hash = inp.password
         elif prepared is not None and prepared.unchanged_if is not None and prepared.unchanged_if == user.password_hash:
