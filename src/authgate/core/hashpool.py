@@ -1,14 +1,14 @@
-"""The threads that hash passwords, handing results back to the event loop two at a time when
-hashes queue.
+"""The threads that hash passwords, handing results back to the event loop several at a time
+(``batch``: passwords.HASH_BATCH, 4) when hashes queue.
 
 A result handed back wakes the event loop, and on a core shared with the hashing (one worker per
 core) every wake-up starts cold: a 19 MiB argon2id hash has evicted the loop's code and data from
 the core's caches. A login's loop work cost ~3.4 ms beside the hash against ~1.1 ms with a trivial
 one (docs/performance.md). So when another hash is already waiting, a thread keeps the result it
-just computed, runs the next hash, and hands both back in one wake-up: the second login's work
-then runs on warm caches. A result is held back only while the thread has the next hash in hand
-(at most ``batch - 1`` hashes, ~20 ms each); with nothing queued it is handed back at once, so a
-lone login is never delayed.
+just computed, runs the next hash, and hands them back together in one wake-up: the later
+logins' work then runs on warm caches. A result is held back only while the thread has the next
+hash in hand (at most ``batch - 1`` hashes, ~20 ms each); with nothing queued it is handed back
+at once, so a lone login is never delayed.
 
 The standard ThreadPoolExecutor settles each future as its call returns; holding one back needs
 its own workers, and this is all they do.

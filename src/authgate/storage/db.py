@@ -137,8 +137,8 @@ class SqlStore:
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Tx]:
         try:
             if not write:
-                # Read transactions open their session on first use: a request served from the
-                # user cache never touches the pool.
+                # Read transactions take a pooled connection at their first statement: a request
+                # served from the user cache never touches the pool.
                 lazy: postgres.ConnectionReadSession | sqlite.LoopReadSession = (
                     sqlite.LoopReadSession(self.loop_reader)
                     if self.loop_reader is not None
