@@ -100,7 +100,9 @@ def run(o: Options, argv: Sequence[str]) -> dict[str, Any]:
         wants_session = o.soak is not None or any(n in o.only for n in ("W3-me", "W3-info", "W5", "W6", "W7"))
         if wants_session and fx.users:
             try:
-                fx.open_sessions(o.sessions)
+                # one session per wrk connection: W6 refreshes each from one connection at a time,
+                # as a client refreshes its own session (no two requests queue on one row)
+                fx.open_sessions(o.connections)
             except Exception as exc:  # noqa: BLE001 - the workloads needing a session skip
                 fx.notes.append(f"{type(exc).__name__}: {exc}"[:300])
         runner = Runner(o, server, fx, workdir, log, hashing.get("params"))

@@ -34,7 +34,6 @@ class Options:
     only: list[str] = field(default_factory=lambda: list(WORKLOADS))
     out: Path = RESULTS
     users: int = 16
-    sessions: int = 8
     hash_samples: int = 10
     flood_connections: int = 64
     timeout: float = 10.0  # wrk --timeout: a mobile HTTP client's usual 10 s (OkHttp)
@@ -132,7 +131,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     if a.quick:
         o.quick = True
         o.duration, o.warmup, o.connections = 1.0, 0.0, 8
-        o.users, o.sessions, o.hash_samples, o.flood_connections = 2, 2, 2, 16
+        o.users, o.hash_samples, o.flood_connections = 2, 2, 16
     for name in ("duration", "warmup", "connections", "threads", "postgres", "redis", "scale", "scale_base",
                  "workers", "stack", "out", "users", "hash_samples", "flood_connections", "soak", "soak_warm"):
         value = getattr(a, name)

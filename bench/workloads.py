@@ -52,22 +52,24 @@ class Runner:
         return max(1, min(self.opts.threads, self.opts.connections))
 
     def command(self, script: str, args: Sequence[str], seconds: float, connections: int | None = None,
-                timeout: float | None = None) -> list[str]:
+                timeout: float | None = None, threads: int | None = None) -> list[str]:
         return wrk.command(
             self.server.url, script, args, duration=seconds,
-            connections=connections or self.opts.connections, threads=self.opts.threads,
+            connections=connections or self.opts.connections, threads=threads or self.opts.threads,
             timeout=timeout or self.opts.timeout, cpus=self.opts.wrk_cpus,
         )
 
-    def measure(self, name: str, endpoint: str, script: str, args: Args, expected: Iterable[int]) -> Row:
+    def measure(self, name: str, endpoint: str, script: str, args: Args, expected: Iterable[int],
+                threads: int | None = None) -> Row:
+        """One workload: warm-up, then the measured run (``threads``: wrk threads, default -t)."""
         o = self.opts
         before = self.time_hash() if name in HASHING else None
         floor_before = self.floor_now() if name in RATIOS and self.adjacent_floor else 0.0
         if o.warmup > 0:
-            wrk.run(self.command(script, args("warmup", o.warmup), o.warmup), o.warmup)
+            wrk.run(self.command(script, args("warmup", o.warmup), o.warmup, threads=threads), o.warmup)
         hashing_before, started = self.server.hashing_cpu(), time.monotonic()
         with self.server.rss() as rss:
-            res = wrk.run(self.command(script, args("run", o.duration), o.duration), o.duration)
+            res = wrk.run(self.command(script, args("run", o.duration), o.duration, threads=threads), o.duration)
         hashing, elapsed = self.server.hashing_cpu() - hashing_before, time.monotonic() - started
         row = Row.measured(name, endpoint, res, expected, rss.peak_mib)
         if name in HASHING and elapsed > 0:
@@ -158,7 +160,10 @@ class Runner:
         if not tokens:
             raise Skip("the login gave no refresh token")
         expect(self.fx.probe("POST", REFRESH, json_body={"refreshToken": tokens[-1]}), 200, f"POST {REFRESH}")
-        return self.measure("W6", f"POST {REFRESH}", "refresh.lua", lambda _p, _s: [REFRESH, *tokens], [200])
+        # One wrk thread per connection, each refreshing its own session, as each client refreshes
+        # its own: with shared tokens two requests would queue on one session's row lock.
+        return self.measure("W6", f"POST {REFRESH}", "refresh.lua", lambda _p, _s: [REFRESH, *tokens], [200],
+                            threads=self.opts.connections)
 
     def check_username(self, name: str = "W5", users: int | None = None) -> Row:
         endpoint = "GET " + CHECK

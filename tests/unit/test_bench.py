@@ -230,7 +230,7 @@ def test_runner_times_the_hash_before_and_after_a_hashing_workload_only(monkeypa
     runner.opts = options.parse(["--warmup", "0", "--duration", "1"])
     runner.hash_params = {"memory_kib": 19456, "time_cost": 2, "parallelism": 1}
     runner.time_hash = lambda: next(timings)  # type: ignore[method-assign]
-    runner.command = lambda script, args, seconds: ["wrk"]  # type: ignore[method-assign]
+    runner.command = lambda script, args, seconds, **_: ["wrk"]  # type: ignore[method-assign]
 
     class Rss:
         peak_mib = 100.0
