@@ -481,7 +481,9 @@ async def test_postgres_requests_past_the_pool_wait_for_a_connection_and_none_ne
 ) -> None:
     """The pool never grows past AUTHGATE_DATABASE_POOL_SIZE (an overflow connection was opened
     and closed again for each burst: asyncpg's connect was ~19 % of a username check's CPU), and
-    no flow holds a connection while it needs another, so a pool of one serves them all."""
+    no flow holds a connection while it needs another, so a pool of one serves them all. (A read
+    that had its connection used to wait for another request's fetch of the same user, queued for
+    that connection: with the fair admission all 22 waited on each other until 503.)"""
     import asyncio
 
     from sqlalchemy import event
@@ -508,6 +510,77 @@ async def test_postgres_requests_past_the_pool_wait_for_a_connection_and_none_ne
     assert opened == []  # the connection start-up opened served every request
     pool = h.core.store.writer.sync_engine.pool
     assert pool.checkedin() + pool.checkedout() == 1
+
+
+@pytest.mark.postgres
+async def test_postgres_connections_go_to_the_requests_that_asked_first(make_harness: Any) -> None:
+    """SQLAlchemy's pool queue lets a request that asks while a connection is being put back take
+    it before the first waiter runs (who then goes to the back: under more transactions than
+    connections W6's p99 was 10x its p50). Here A holds the only connection, B waits for it, and C
+    asks just as A's connection goes back (from the pool's checkin, before the put): B first."""
+    from sqlalchemy import event, text
+
+    h = await make_harness("postgres", database_pool_size=1, database_timeout=2.0)
+    store = h.core.store
+    order: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
+    b_waiting, a_may_end = asyncio.Event(), asyncio.Event()
+
+    async def a() -> None:
+        async with store.transaction() as tx:
+            await tx.session.execute(text("SELECT 1"))
+            await a_may_end.wait()
+
+    async def b() -> None:
+        b_waiting.set()
+        async with store.transaction(write=False) as tx:
+            await tx.session.execute(text("SELECT 2"))
+            order.append("B")
+
+    async def c() -> None:
+        async with store.transaction() as tx:
+            await tx.session.execute(text("SELECT 3"))
+            order.append("C")
+
+    def arrives(*_: object) -> None:
+        if a_may_end.is_set() and not tasks[2:]:
+            tasks.append(asyncio.get_running_loop().create_task(c()))
+
+    event.listen(store.writer.sync_engine, "checkin", arrives)
+    tasks += [asyncio.create_task(a())]
+    await asyncio.sleep(0.05)
+    tasks += [asyncio.create_task(b())]
+    await b_waiting.wait()
+    await asyncio.sleep(0.05)  # B is queued for the connection
+    a_may_end.set()
+    await asyncio.wait_for(asyncio.gather(*tasks[:2]), 5)
+    await asyncio.wait_for(tasks[2], 5)
+    assert order == ["B", "C"]
+
+
+@pytest.mark.postgres
+async def test_postgres_a_request_that_gets_no_connection_in_time_is_answered_503(make_harness: Any) -> None:
+    from sqlalchemy import text
+
+    h = await make_harness("postgres", database_pool_size=1, database_timeout=0.5)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with h.core.store.transaction() as tx:
+            await tx.session.execute(text("SELECT 1"))
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.05)
+    r = await h.client.post("/app/auth/login", json={"loginID": "nobody@example.com", "password": "x" * 10,
+                                                       "deviceToken": "d"})
+    release.set()
+    await holder
+    assert r.status_code == 503, r.text
+    assert r.json() == {"success": False, "message": "The service is temporarily unavailable", "data": None}
+    # and the slot came back: the next request is served
+    async with h.core.store.transaction(write=False) as tx:
+        assert (await tx.session.execute(text("SELECT 4"))).scalar() == 4
 
 
 @pytest.mark.postgres

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cached_property
 
 import structlog
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.storage import postgres, sqlite
@@ -118,6 +118,7 @@ class SqlStore:
         self.timeout = timeout
         self.loop_reader: Engine | None = None
         self.loop_writer: Engine | None = None
+        self.admission: postgres.Admission | None = None
         if self.is_sqlite:
             self.reader = sqlite.async_engine(url, timeout)  # health, schema check, checkpoints
             self.writer = self.reader
@@ -128,6 +129,7 @@ class SqlStore:
             self._checkpointing: asyncio.Task[None] | None = None
         else:
             self.writer = postgres.engine(url, pool_size=pool_size, timeout=timeout)
+            self.admission = postgres.Admission(pool_size, timeout)  # every checkout, in arrival order
             # Reads run outside a transaction: each statement under READ COMMITTED (PostgreSQL's
             # default) sees its own snapshot anyway, so BEGIN and ROLLBACK were two round trips
             # that bought nothing. Same pool; writes keep their transactions.
@@ -142,7 +144,7 @@ class SqlStore:
                 lazy: postgres.ConnectionReadSession | sqlite.LoopReadSession = (
                     sqlite.LoopReadSession(self.loop_reader)
                     if self.loop_reader is not None
-                    else postgres.ConnectionReadSession(self.reader)
+                    else postgres.ConnectionReadSession(self.reader, self._admitted())
                 )
                 try:
                     yield Tx(lazy, self.user_cache, True, self.client_cache)  # type: ignore[arg-type]
@@ -161,7 +163,7 @@ class SqlStore:
                     await tx.flush()
                 self._after_sqlite_write()
             else:
-                async with postgres.write_session(self.writer) as session:
+                async with postgres.write_session(self.writer, self._admitted()) as session:
                     tx = Tx(session, self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
                     yield tx
                     await tx.flush()
@@ -196,7 +198,7 @@ class SqlStore:
     async def check_schema(self) -> None:
         """Refuse to start on a database `authgate migrate` has not brought to this code's schema."""
         try:
-            async with self.reader.connect() as conn:
+            async with self._connect() as conn:
                 found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         except _UNREACHABLE as exc:
             if not _no_version_table(exc):
@@ -218,10 +220,18 @@ class SqlStore:
 
     async def ping(self) -> None:
         try:
-            async with self.reader.connect() as conn:
+            async with self._connect() as conn:
                 await asyncio.wait_for(conn.execute(text("SELECT 1")), self.timeout)
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             raise AuthError(ErrorCode.SERVICE_UNAVAILABLE, detail=type(exc).__name__) from exc
+
+    def _admitted(self) -> postgres.Admission:
+        assert self.admission is not None, "PostgreSQL only"
+        return self.admission
+
+    def _connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection of the reader's pool: on PostgreSQL through the admission (in turn)."""
+        return self.admission.connect(self.reader) if self.admission is not None else self.reader.connect()
 
     @property
     def read_engine(self) -> Engine:

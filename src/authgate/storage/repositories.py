@@ -183,10 +183,16 @@ class UserCache:
 
 
 async def _through_cache(
-    cache: UserCache | ClientCache, key: Any, fetch: Callable[[], Awaitable[T | None]], clone: Callable[[T], T]
+    cache: UserCache | ClientCache, s: object, key: Any, fetch: Callable[[], Awaitable[T | None]],
+    clone: Callable[[T], T],
 ) -> T | None:
     """A cache miss: one fetch per key however many requests miss at once, the result cached;
-    requests that shared another's fetch get their own copy."""
+    requests that shared another's fetch get their own copy.
+
+    A transaction that already holds its connection (``s`` has run a statement) fetches on it
+    rather than wait for another request's fetch: that one may be queued for a connection this
+    one holds, and the two would wait on each other until the pool's timeout (a pool of one
+    answered 22 concurrent requests with 503)."""
 
     async def load() -> T | None:
         value = await fetch()
@@ -194,6 +200,8 @@ async def _through_cache(
             cache.put(value)  # type: ignore[arg-type]
         return value
 
+    if getattr(s, "holds_connection", False):
+        return await load()
     value, shared = await cache.flights.load(key, load)
     return clone(value) if shared and value is not None else value
 
@@ -235,7 +243,7 @@ class Users:
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        return await _through_cache(self.cache, ("id", user_id), lambda: self._one(_USER_BY_ID, params), _clone)
+        return await _through_cache(self.cache, self.s, ("id", user_id), lambda: self._one(_USER_BY_ID, params), _clone)
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
@@ -247,7 +255,7 @@ class Users:
         if self.cache is None:
             return await self._one(_USER_BY_USERNAME, params)
         return await _through_cache(
-            self.cache, ("username", norm), lambda: self._one(_USER_BY_USERNAME, params), _clone
+            self.cache, self.s, ("username", norm), lambda: self._one(_USER_BY_USERNAME, params), _clone
         )
 
     async def get_by_email(self, email: str) -> User | None:
@@ -571,7 +579,7 @@ class Clients:
         cached = self.cache.get(client_id)
         if cached is not None:
             return cached
-        return await _through_cache(self.cache, client_id, lambda: self._fetch(client_id), _clone_client)
+        return await _through_cache(self.cache, self.s, client_id, lambda: self._fetch(client_id), _clone_client)
 
     async def create(self, client: ClientApp) -> None:
         row = ClientRow()

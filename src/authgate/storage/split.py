@@ -34,6 +34,11 @@ class CoreFirst(Generic[C, S]):
         assert self._conn is not None
         return self._conn
 
+    @property
+    def holds_connection(self) -> bool:
+        """This transaction has its connection (a read takes one at its first statement)."""
+        return self._conn is not None
+
     def _new_session(self, conn: C) -> S:
         raise NotImplementedError
 
