@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.storage import postgres, sqlite
@@ -34,6 +34,7 @@ from authgate.storage.repositories import (
     UserCache,
     Users,
 )
+from authgate.storage.split import DbSession
 
 
 log = structlog.get_logger("authgate.storage")
@@ -55,7 +56,7 @@ class Tx:
 
     def __init__(
         self,
-        session: AsyncSession,
+        session: DbSession,
         cache: UserCache | None = None,
         read_only: bool = False,
         client_cache: ClientCache | None = None,
@@ -147,7 +148,7 @@ class SqlStore:
                     else postgres.ConnectionReadSession(self.reader, self._admitted())
                 )
                 try:
-                    yield Tx(lazy, self.user_cache, True, self.client_cache)  # type: ignore[arg-type]
+                    yield Tx(lazy, self.user_cache, True, self.client_cache)
                 finally:
                     await lazy.close()
                 return
@@ -158,13 +159,13 @@ class SqlStore:
                     # would otherwise keep it waiting, and the WAL growing).
                     await asyncio.sleep(0)
                 async with sqlite.write_session(self.loop_writer, self._write_lock, self.timeout) as loop_session:
-                    tx = Tx(loop_session, self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
+                    tx = Tx(loop_session, self.user_cache, False, self.client_cache)
                     yield tx
                     await tx.flush()
                 self._after_sqlite_write()
             else:
                 async with postgres.write_session(self.writer, self._admitted()) as session:
-                    tx = Tx(session, self.user_cache, False, self.client_cache)  # type: ignore[arg-type]
+                    tx = Tx(session, self.user_cache, False, self.client_cache)
                     yield tx
                     await tx.flush()
             # committed: what this node changed is re-read from the database from now on

@@ -67,17 +67,12 @@ class Admission:
     def __init__(self, size: int, timeout: float) -> None:
         self.size = size
         self.timeout = timeout
-        self._slots: asyncio.Semaphore | None = None
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        if self._slots is None:  # made on the loop that uses it (the store is built before)
-            self._slots = asyncio.Semaphore(self.size)
-        return self._slots
+        self._slots = asyncio.Semaphore(size)  # bound to a loop only when someone first waits
 
     async def acquire(self, engine: AsyncEngine) -> AsyncConnection:
         """A pooled connection, after the requests that asked first; PoolTimeout (503) past
         ``timeout``. The caller gives it back with ``release``."""
-        slots = self._semaphore()
+        slots = self._slots
         if slots.locked():
             try:
                 async with asyncio.timeout(self.timeout):
@@ -96,7 +91,7 @@ class Admission:
         try:
             await conn.close()  # back to the pool
         finally:
-            self._semaphore().release()
+            self._slots.release()
 
     @asynccontextmanager
     async def connect(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:

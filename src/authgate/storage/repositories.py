@@ -1,4 +1,4 @@
-"""Repositories implementing core.ports over one AsyncSession (one transaction)."""
+"""Repositories implementing core.ports over one transaction's session (split.DbSession)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Date, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -29,6 +28,7 @@ from authgate.core.model import (
     SigningKey,
     User,
 )
+from authgate.storage.split import DbSession
 from authgate.storage.tables import (
     AuditRow,
     ClientRow,
@@ -183,7 +183,7 @@ class UserCache:
 
 
 async def _through_cache(
-    cache: UserCache | ClientCache, s: object, key: Any, fetch: Callable[[], Awaitable[T | None]],
+    cache: UserCache | ClientCache, s: DbSession, key: Any, fetch: Callable[[], Awaitable[T | None]],
     clone: Callable[[T], T],
 ) -> T | None:
     """A cache miss: one fetch per key however many requests miss at once, the result cached;
@@ -200,7 +200,7 @@ async def _through_cache(
             cache.put(value)  # type: ignore[arg-type]
         return value
 
-    if getattr(s, "holds_connection", False):
+    if s.holds_connection:
         return await load()
     value, shared = await cache.flights.load(key, load)
     return clone(value) if shared and value is not None else value
@@ -223,7 +223,7 @@ def _clone(user: User) -> User:
 
 
 class Users:
-    def __init__(self, s: AsyncSession, cache: UserCache | None = None, read_only: bool = False) -> None:
+    def __init__(self, s: DbSession, cache: UserCache | None = None, read_only: bool = False) -> None:
         self.s = s
         # The cache serves and learns only in read-only transactions; writes record what they touch.
         self.cache = cache if read_only else None
@@ -309,7 +309,7 @@ class Users:
                 result = await self.s.execute(_UPDATE_USER, values)
         except IntegrityError as exc:
             raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field=_conflict_field(exc)) from None
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not result.rowcount:
             raise AuthError(ErrorCode.USER_NOT_FOUND)
         return user
 
@@ -380,7 +380,7 @@ class Users:
 
 
 class Sessions:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: DbSession) -> None:
         self.s = s
 
     async def create(self, session: Session) -> None:
@@ -400,7 +400,7 @@ class Sessions:
         del values["id"]
         values["p_id"] = session.id
         result = await self.s.execute(_UPDATE_SESSION, values)
-        assert result.rowcount == 1  # type: ignore[attr-defined]
+        assert result.rowcount == 1
 
     async def revoke(self, session_id: str, reason: str, at: datetime) -> bool:
         result = await self.s.execute(
@@ -408,7 +408,7 @@ class Sessions:
             .where(SessionRow.id == session_id, SessionRow.revoked_at.is_(None))
             .values(revoked_at=at, revoked_reason=reason)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     async def revoke_user(
         self, user_id: int, reason: str, at: datetime, except_id: str | None = None
@@ -439,7 +439,7 @@ class Sessions:
 
 
 class Secrets:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: DbSession) -> None:
         self.s = s
 
     async def create(self, secret: OneTimeSecret) -> None:
@@ -484,11 +484,11 @@ class Secrets:
 
     async def purge_expired(self, before: datetime) -> int:
         result = await self.s.execute(delete(SecretRow).where(SecretRow.expires_at < before))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
 
 class Keys:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: DbSession) -> None:
         self.s = s
 
     async def all(self) -> Sequence[SigningKey]:
@@ -508,7 +508,7 @@ class Keys:
 
 
 class Identities:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: DbSession) -> None:
         self.s = s
 
     async def get(self, provider: str, subject: str) -> ExternalIdentity | None:
@@ -564,7 +564,7 @@ def _clone_client(client: ClientApp) -> ClientApp:
 
 
 class Clients:
-    def __init__(self, s: AsyncSession, cache: ClientCache | None = None, read_only: bool = False) -> None:
+    def __init__(self, s: DbSession, cache: ClientCache | None = None, read_only: bool = False) -> None:
         self.s = s
         self.cache = cache if read_only else None
         self.touched: set[str] = set()
@@ -626,7 +626,7 @@ class Audit:
     """Events are written when the transaction commits, all in one statement (a signup records
     two: one INSERT fewer on the event loop), or before this transaction lists events."""
 
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: DbSession) -> None:
         self.s = s
         self._pending: list[dict[str, Any]] = []
 
@@ -684,7 +684,7 @@ class Audit:
 
 
 class Kv:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: DbSession) -> None:
         self.s = s
 
     async def get(self, name: str) -> str | None:

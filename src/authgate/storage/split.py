@@ -11,10 +11,34 @@ loop's thread, ``postgres.ConnectionSession`` awaits them.
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 C = TypeVar("C")  # the connection
 S = TypeVar("S")  # the Session joined to it
+E = TypeVar("E")  # a mapped class
+
+
+class DbSession(Protocol):
+    """What the repositories call on their transaction's session: AsyncSession's names and
+    meanings, which LoopSession, ConnectionSession and the read sessions provide over one
+    connection (a read session refuses the writes)."""
+
+    # A Result: a CursorResult (rowcount) for a Core statement on the connection; typed Any
+    # because which one depends on the statement, as AsyncSession's overloads say only in part.
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def get(self, entity: type[E], ident: Any, **kwargs: Any) -> E | None: ...
+
+    async def flush(self) -> None: ...
+
+    def add(self, instance: Any) -> None: ...
+
+    def begin_nested(self) -> Any: ...  # an async context manager: a SAVEPOINT
+
+    @property
+    def holds_connection(self) -> bool: ...
 
 
 def is_orm(statement: Any) -> bool:
