@@ -559,6 +559,24 @@ async def test_postgres_connections_go_to_the_requests_that_asked_first(make_har
 
 
 @pytest.mark.postgres
+async def test_postgres_two_first_statements_at_once_share_one_connection_and_give_back_every_slot(
+    make_harness: Any,
+) -> None:
+    from sqlalchemy import text
+
+    h = await make_harness("postgres", database_pool_size=2)
+    store = h.core.store
+    await store.writer.dispose()  # an empty pool: the first statement waits for a new connection
+    async with store.transaction(write=False) as tx:
+        a, b = await asyncio.gather(tx.session.execute(text("SELECT pg_backend_pid()")),
+                                    tx.session.execute(text("SELECT pg_backend_pid()")))
+        assert a.scalar() == b.scalar()  # one connection is the transaction's
+    assert store.admission._slots._value == 2  # nothing kept a slot
+    pool = store.writer.sync_engine.pool
+    assert pool.checkedout() == 0
+
+
+@pytest.mark.postgres
 async def test_postgres_a_request_that_gets_no_connection_in_time_is_answered_503(make_harness: Any) -> None:
     from sqlalchemy import text
 

@@ -59,7 +59,7 @@ class Admission:
     connection put back wakes the first waiter, but a request that asks before that waiter runs
     takes the connection, and the waiter goes to the back of the queue. With more transactions
     at once than connections some requests starved: W6 on PostgreSQL (32 clients refreshing, a
-    pool of 10) answered p50 25 ms, p99 215-340 ms; with a pool of 40, p99 31 ms. asyncio's
+    pool of 10) answered p50 23-32 ms, p99 215-385 ms; with a pool of 40, p99 31 ms. asyncio's
     Semaphore queues a newcomer behind its waiters and hands a release to the first of them, so
     in front of the pool it keeps the order, and the pool itself never has a waiter.
     """
@@ -172,7 +172,11 @@ class ConnectionReadSession(ReadOnly, ConnectionSession):
 
     async def _open(self) -> AsyncConnection:
         if self._conn is None:
-            self._conn = await self._admission.acquire(self._reader)
+            conn = await self._admission.acquire(self._reader)
+            if self._conn is None:
+                self._conn = conn
+            else:  # two first statements at once: one connection is the transaction's
+                await self._admission.release(conn)
         return self._conn
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
