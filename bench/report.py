@@ -52,6 +52,7 @@ class Row:
     peak_rss_mib: float | None = None
     efficiency: float | None = None
     hash_s: float | None = None  # W1/W2/W4: one hash, timed just before and after this workload
+    hash_timed_s: list[float] = field(default_factory=list)  # those two timings (the drift between)
     # W1/W2/W4: the hashing threads' CPU time over the measured run / (its seconds x server cores):
     # the share of the server's cores spent hashing, measured in the same interval as req/s.
     hash_share: float | None = None

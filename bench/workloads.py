@@ -77,6 +77,7 @@ class Runner:
         if before is not None:
             after = self.time_hash()
             row.hash_s = (before + after) / 2 if after is not None else before
+            row.hash_timed_s = [t for t in (before, after) if t is not None]
         if name in RATIOS and self.adjacent_floor:
             row.floor_rps = (floor_before + self.floor_now()) / 2
         return row

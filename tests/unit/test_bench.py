@@ -249,11 +249,12 @@ def test_runner_times_the_hash_before_and_after_a_hashing_workload_only(monkeypa
     monkeypatch.setattr("bench.workloads.wrk.run", lambda cmd, seconds: wrk.WrkResult(1.0, 30, {200: 30}))
     row = runner.measure("W2", "POST /app/auth/login", "login.lua", lambda _p, _s: [], [200])
     assert row.hash_s == pytest.approx(0.035)
+    assert row.hash_timed_s == [0.030, 0.040]  # both timings kept: the drift across the workload
     assert row.hash_share == pytest.approx(0.9)  # 0.9 s of hashing in 1 s on one core
     monkeypatch.setattr("bench.workloads.time.monotonic", lambda: 0.0)
     cpu = iter([0.0] * 10)
     row = runner.measure("W3-me", "GET /me", "get.lua", lambda _p, _s: [], [200])
-    assert row.hash_s is None
+    assert row.hash_s is None and row.hash_timed_s == []
     assert row.floor_rps == pytest.approx(30.0)  # FLOOR re-measured around the ratio workload
     runner.opts = options.parse(["--warmup", "0", "--duration", "1", "--only", "W3"])
     assert runner.measure("W3-me", "GET /me", "get.lua", lambda _p, _s: [], [200]).floor_rps is None
