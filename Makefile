@@ -28,7 +28,7 @@ run: compile
 # the variables); tests that need them skip outside CI when absent and fail under CI=true.
 test: install
 	$(BIN)/ruff check $(LINT_RULES) src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src bench
 	bash scripts/ci-packages
 	eval "$$($(BIN)/python scripts/test-services)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -38,9 +38,9 @@ bench: compile
 clean:
 	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache
 
-# Static checks (pyflakes-level and a few bugbear rules, and mypy --strict over src: the
+# Static checks (pyflakes-level and a few bugbear rules, and mypy --strict over src and bench: the
 # [tool.mypy] table in pyproject.toml); `make test` runs them first.
 LINT_RULES := --select F,E9,B006,B017,B023
 lint: install
 	$(BIN)/ruff check $(LINT_RULES) src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src bench

@@ -147,8 +147,11 @@ def scale(o: Options, server: Server, fx: Fixtures, workdir: Path, base_rows: li
     base = {r.name: r for r in base_rows if r.status == "ok"}
     floor = base.get("FLOOR")
     report.finish_rows([*([floor] if floor else []), *rows], None)
-    vs_base = {r.name: r.rps / base[r.name].rps for r in rows
-               if r.status == "ok" and r.name in base and base[r.name].rps and r.rps is not None}
+    vs_base = {}
+    for r in rows:
+        before = base[r.name].rps if r.status == "ok" and r.name in base else None
+        if before and r.rps is not None:
+            vs_base[r.name] = r.rps / before
     return {"base_users": o.scale_base, "users": o.scale, "seed_s": round(seeded_s, 1),
             "workloads": report.rows_json(rows), "vs_base": vs_base}
 
