@@ -214,9 +214,10 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
 
     Stripe does not deliver events in order, so an event older (by ``created``) than the newest one
     of its kind already applied to the user is stale: recorded as seen, audited
-    (``billing.event_ignored``) and logged as ignored (reason ``stale``), and it changes nothing. The kinds are subscriptions (for the
-    customer they belong to) and the customer link; a customer event must also be no older than the
-    newest customer event of the user currently linked to that customer, whom it would unlink.
+    (``billing.event_ignored``) and logged as ignored (reason ``stale``), and it changes nothing.
+    The kinds are subscriptions (for the customer they belong to) and the customer link; a
+    customer event must also be no older than the newest customer event of the user currently
+    linked to that customer, whom it would unlink.
     Equal ``created`` (seconds) apply in arrival order; an event without one applies as always.
     """
     if event.type not in _CUSTOMER_EVENTS + ("customer.deleted",) + _SUBSCRIPTION_EVENTS:
@@ -253,9 +254,7 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
             )
             return "ignored"
         if event.type in _CUSTOMER_EVENTS:
-            listed = obj.get("metadata")
-            metadata = listed if isinstance(listed, Mapping) else {}
-            own_id = _str(metadata.get("customer_id"))
+            own_id = _str(_metadata(obj).get("customer_id"))
             await _link(tx, user, stripe_id, own_id if own_id and len(own_id) <= 255 else None, "stripe")
         elif event.type == "customer.deleted":
             user.stripe_customer_id = user.customer_id = user.subscription_status = None
@@ -273,6 +272,12 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
             subscription_status=user.subscription_status,
         )
     return "applied"
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Stripe object's ``metadata``, or nothing when it is missing or not an object."""
+    listed = obj.get("metadata")
+    return listed if isinstance(listed, Mapping) else {}
 
 
 def _str(value: object) -> str | None:
@@ -330,8 +335,7 @@ async def _user_for(tx: Tx, event: BillingEvent) -> User | None:
     obj = event.object
     found: User | None = None
     if event.type in _CUSTOMER_EVENTS:
-        listed = obj.get("metadata")
-        metadata = listed if isinstance(listed, Mapping) else {}
+        metadata = _metadata(obj)
         user_id, username = _str(metadata.get("user_id")), _str(metadata.get("username"))
         if user_id and user_id.isdigit() and len(user_id) <= 19:
             found = await tx.users.get(int(user_id))
