@@ -553,3 +553,31 @@ async def test_postgres_bench_database_is_created_when_missing() -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def test_w6_gives_every_connection_its_own_session_and_wrk_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wrk's Lua cannot tell which connection asks: W6 runs one thread per connection, and
+    refresh.lua gives thread k the k-th token, so no two connections refresh one session."""
+    from bench.fixtures import Probe, Tokens
+    from bench.workloads import Runner
+
+    runner = Runner.__new__(Runner)
+    runner.opts = options.parse(["--connections", "4", "--threads", "1"])
+    runner.fx = type("F", (), {})()  # type: ignore[assignment]
+    runner.fx.sessions = [Tokens(f"a{k}", f"r{k}") for k in range(4)]  # type: ignore[attr-defined]
+    runner.fx.probe = lambda *a, **k: Probe(200, "{}")  # type: ignore[attr-defined]
+    runner.server = type("S", (), {"url": "http://127.0.0.1:1"})()  # type: ignore[assignment]
+    seen: dict[str, object] = {}
+
+    def measure(name, endpoint, script, args, expected, threads=None):  # type: ignore[no-untyped-def]
+        seen.update(threads=threads, args=args("run", 1.0),
+                    command=runner.command(script, args("run", 1.0), 1.0, threads=threads))
+        return report.Row(name, endpoint)
+
+    monkeypatch.setattr(runner, "measure", measure)
+    runner.refresh()
+    assert seen["threads"] == 4 and seen["args"][1:] == ["r0", "r1", "r2", "r3"]  # type: ignore[index]
+    command = " ".join(seen["command"])  # type: ignore[arg-type]
+    assert "-t4" in command.replace(" ", "") and "-c4" in command.replace(" ", "")
+    lua = (wrk.LUA_DIR / "refresh.lua").read_text()
+    assert "tid" in lua  # the thread's own token
