@@ -201,6 +201,54 @@ async def test_concurrent_cache_misses_send_one_query_per_key(hdb: Harness) -> N
     assert len([s for s in selects if "client" in s]) == 1
 
 
+async def test_concurrent_misses_of_different_users_share_one_query(hdb: Harness) -> None:
+    """Requests that miss the user cache in the same turn of the event loop (a username check of a
+    million users misses on nearly every request) are answered by one query, by username and by
+    id; each gets its own user, a deleted or unknown one gets None, and all are cached after."""
+    from sqlalchemy import event
+
+    core = hdb.core
+    users = [new_user(core, f"batch.user{i}") for i in range(6)]
+    async with core.store.transaction() as tx:
+        for user in users:
+            await tx.users.create(user)
+        users[5].deleted_at = datetime.now(UTC)
+        await tx.users.save(users[5])
+    core.store.user_cache.forget({u.id for u in users})
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    async def by_name(name: str) -> Any:
+        async with core.store.transaction(write=False) as tx:
+            return await tx.users.get_by_username(name)
+
+    async def by_id(user_id: int) -> Any:
+        async with core.store.transaction(write=False) as tx:
+            return await tx.users.get(user_id)
+
+    names = ["BATCH.user0", "batch.user1", "batch.user2", "batch.user5", "nobody.here", "batch.user1"]
+    event.listen(core.store.read_engine, "before_cursor_execute", count)
+    try:
+        found = await asyncio.gather(*(by_name(n) for n in names))
+        selects_by_name = len(statements)
+        statements.clear()
+        core.store.user_cache.forget({u.id for u in users})
+        found_by_id = await asyncio.gather(*(by_id(u.id) for u in users[2:]), by_id(999_999_999))
+        selects_by_id = len(statements)
+        statements.clear()
+        cached = await asyncio.gather(*(by_name(f"batch.user{i}") for i in range(2, 5)))
+    finally:
+        event.remove(core.store.read_engine, "before_cursor_execute", count)
+    assert [u and u.id for u in found] == [users[0].id, users[1].id, users[2].id, None, None, users[1].id]
+    assert found[1] is not found[5]  # the same user asked twice: each caller has its own copy
+    assert [u and u.id for u in found_by_id] == [users[2].id, users[3].id, users[4].id, None, None]
+    assert (selects_by_name, selects_by_id) == (1, 1)
+    assert statements == [] and [u.id for u in cached] == [u.id for u in users[2:5]]
+
+
 def test_the_expected_schema_revision_is_the_migrations_head() -> None:
     from alembic.script import ScriptDirectory
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.core.flight import SingleFlight
+from authgate.core.flight import BatchFlight, SingleFlight
 from authgate.core.identifiers import normalise_username
 from authgate.core.model import (
     AuditEvent,
@@ -41,6 +41,7 @@ from authgate.storage.tables import (
 )
 
 T = TypeVar("T")
+K = TypeVar("K", int, str)
 
 # Hot paths read and write through the tables (Core), not ORM entities: an ORM load or flush costs
 # several times more per row (identity map, unit of work), and a login does four of them.
@@ -55,6 +56,8 @@ _LIVE_USERS = select(USERS).where(USERS.c.deleted_at.is_(None))
 _USER_BY_ID = _LIVE_USERS.where(USERS.c.id == bindparam("p_id"))
 _USER_BY_ID_FOR_UPDATE = _USER_BY_ID.with_for_update()
 _USER_BY_USERNAME = _LIVE_USERS.where(USERS.c.username_norm == bindparam("p_norm"))
+_USERS_BY_IDS = _LIVE_USERS.where(USERS.c.id.in_(bindparam("p_ids", expanding=True)))
+_USERS_BY_USERNAMES = _LIVE_USERS.where(USERS.c.username_norm.in_(bindparam("p_norms", expanding=True)))
 _USER_BY_EMAIL = _LIVE_USERS.where(USERS.c.email_norm == bindparam("p_email"))
 _USER_BY_PHONE = _LIVE_USERS.where(USERS.c.phone == bindparam("p_phone"))
 _INSERT_USER = insert(USERS)
@@ -149,13 +152,16 @@ class UserCache:
 
     Another node's change shows here within ``ttl`` (the same bound as session revocation:
     docs/architecture.md), which spares the database the read behind every authenticated request.
+    Misses in one turn of the event loop share one query (core.flight.BatchFlight), by id and by
+    normalised username.
     """
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._by_id: dict[int, tuple[User, float]] = {}
         self._by_name: dict[str, int] = {}
-        self.flights = SingleFlight()
+        self.id_flights: BatchFlight[int, User] = BatchFlight()
+        self.name_flights: BatchFlight[str, User] = BatchFlight()
 
     def get(self, user_id: int) -> User | None:
         hit = self._by_id.get(user_id)
@@ -183,7 +189,7 @@ class UserCache:
 
 
 async def _through_cache(
-    cache: UserCache | ClientCache, s: DbSession, key: Any, fetch: Callable[[], Awaitable[T | None]],
+    cache: ClientCache, s: DbSession, key: Any, fetch: Callable[[], Awaitable[T | None]],
     clone: Callable[[T], T],
 ) -> T | None:
     """A cache miss: one fetch per key however many requests miss at once, the result cached;
@@ -192,7 +198,7 @@ async def _through_cache(
     A transaction that already holds its connection (``s`` has run a statement) fetches on it
     rather than wait for another request's fetch: that one may be queued for a connection this
     one holds, and the two would wait on each other until the pool's timeout (a pool of one
-    answered 22 concurrent requests with 503)."""
+    answered 22 concurrent requests with 503). Users.``_batched`` follows the same rule."""
 
     async def load() -> T | None:
         value = await fetch()
@@ -236,6 +242,37 @@ class Users:
         row = (await self.s.execute(stmt, params)).first()
         return _to_model(User, row) if row else None
 
+    async def _batched(
+        self, flight: BatchFlight[K, User], key: K, one: Callable[[], Awaitable[User | None]],
+        many: Any, param: str, column: str,
+    ) -> User | None:
+        """A cache miss, loaded with this turn's other misses of the same kind in one query
+        (``many`` selects by ``param``, a list; ``column`` names each row's key), every user found
+        cached. A transaction that holds its connection loads alone (as in ``_through_cache``)."""
+        cache = self.cache
+        assert cache is not None
+
+        async def load(keys: Sequence[K]) -> dict[K, User]:
+            if len(keys) == 1:  # the leader's own key: the statement of one key is the cheaper one
+                user = await one()
+                if user is not None:
+                    cache.put(user)
+                return {keys[0]: user} if user is not None else {}
+            found = {}
+            for row in (await self.s.execute(many, {param: list(keys)})).all():
+                user = _to_model(User, row)
+                cache.put(user)
+                found[getattr(row, column)] = user
+            return found
+
+        if self.s.holds_connection:
+            user = await one()
+            if user is not None:
+                cache.put(user)
+            return user
+        user, shared = await flight.load(key, load)
+        return _clone(user) if shared and user is not None else user
+
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
         params = {"p_id": user_id}
         if self.cache is None or for_update:
@@ -243,7 +280,9 @@ class Users:
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        return await _through_cache(self.cache, self.s, ("id", user_id), lambda: self._one(_USER_BY_ID, params), _clone)
+        return await self._batched(
+            self.cache.id_flights, user_id, lambda: self._one(_USER_BY_ID, params), _USERS_BY_IDS, "p_ids", "id"
+        )
 
     async def get_by_username(self, username: str) -> User | None:
         norm = normalise_username(username)
@@ -254,8 +293,9 @@ class Users:
         params = {"p_norm": norm}
         if self.cache is None:
             return await self._one(_USER_BY_USERNAME, params)
-        return await _through_cache(
-            self.cache, self.s, ("username", norm), lambda: self._one(_USER_BY_USERNAME, params), _clone
+        return await self._batched(
+            self.cache.name_flights, norm, lambda: self._one(_USER_BY_USERNAME, params),
+            _USERS_BY_USERNAMES, "p_norms", "username_norm",
         )
 
     async def get_by_email(self, email: str) -> User | None:
