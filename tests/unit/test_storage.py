@@ -753,3 +753,35 @@ async def test_a_read_transaction_refuses_writes_on_either_backend(hdb: Harness)
         with pytest.raises(RuntimeError, match=r"merge\(\) in a read-only"):
             tx.session.merge  # noqa: B018 - anything else a write would use is refused by name
         assert await tx.kv.get("ro") is None
+
+
+def test_the_user_cache_holds_its_ttl_of_entries_not_every_user_ever_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expired entries leave as new ones arrive (a username check of a million users had kept
+    100,000 dead entries: memory, and long pauses of the cyclic GC), and past ``limit`` the oldest
+    go first; a user put again is the newest, a renamed user is not found by the old name."""
+    from authgate.core.model import User
+    from authgate.storage import repositories
+
+    clock = [1000.0]
+    monkeypatch.setattr(repositories.time, "monotonic", lambda: clock[0])
+    cache = repositories.UserCache(ttl=0.5, limit=3)
+    people = [User(id=i, guid=f"g{i}", username=f"Person{i}") for i in range(6)]
+    for person in people[:3]:
+        cache.put(person)
+        clock[0] += 0.1
+    assert len(cache) == 3 and cache.by_username("person0").id == 0  # type: ignore[union-attr]
+    cache.put(people[0])  # put again: now the newest
+    cache.put(people[3])  # past the limit: the oldest (person1) goes
+    assert cache.by_username("person1") is None and cache.get(1) is None
+    assert [u.id for u in map(cache.get, (0, 2, 3))] == [0, 2, 3]  # type: ignore[union-attr]
+    clock[0] += 0.45  # person2 (put at 1000.2) has expired; 0 and 3 (1000.3) have not
+    cache.put(people[4])
+    assert len(cache) == 3 and cache.get(2) is None and cache.by_username("person3").id == 3  # type: ignore[union-attr]
+    clock[0] += 1.0  # everything has expired: the next put leaves only itself
+    cache.put(people[5])
+    assert len(cache) == 1 and cache._by_name == {"person5": 5}
+    renamed = User(id=5, guid="g5", username="Someone")
+    cache.put(renamed)
+    assert cache.by_username("person5") is None and cache.by_username("someone").id == 5  # type: ignore[union-attr]
+    cache.forget({5})
+    assert len(cache) == 0 and cache._by_name == {}

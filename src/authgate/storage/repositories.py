@@ -156,12 +156,17 @@ class UserCache:
     normalised username.
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, limit: int = 100_000) -> None:
         self.ttl = ttl
-        self._by_id: dict[int, tuple[User, float]] = {}
+        self.limit = limit
+        # Oldest first (an entry put again moves to the end): what has expired is at the front.
+        self._by_id: dict[int, tuple[User, float, str]] = {}
         self._by_name: dict[str, int] = {}
         self.id_flights: BatchFlight[int, User] = BatchFlight()
         self.name_flights: BatchFlight[str, User] = BatchFlight()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
     def get(self, user_id: int) -> User | None:
         hit = self._by_id.get(user_id)
@@ -177,15 +182,34 @@ class UserCache:
         return user
 
     def put(self, user: User) -> None:
-        if len(self._by_id) > 100_000:
-            self._by_id.clear()
-            self._by_name.clear()
-        self._by_id[user.id] = (_clone(user), time.monotonic())
-        self._by_name[normalise_username(user.username)] = user.id
+        now = time.monotonic()
+        self._expire(now)
+        norm = normalise_username(user.username)
+        old = self._by_id.pop(user.id, None)
+        if old is not None and old[2] != norm and self._by_name.get(old[2]) == user.id:
+            del self._by_name[old[2]]  # renamed
+        self._by_id[user.id] = (_clone(user), now, norm)
+        self._by_name[norm] = user.id
+
+    def _expire(self, now: float) -> None:
+        """Drop expired entries (and the oldest past ``limit``) from the front, so the cache holds
+        about ``ttl`` seconds of misses, not every user ever read: with a million users, keeping
+        100,000 dead entries cost memory and long pauses of the cyclic GC."""
+        by_id = self._by_id
+        while by_id:
+            user_id = next(iter(by_id))
+            _, stamp, norm = by_id[user_id]
+            if now - stamp <= self.ttl and len(by_id) < self.limit:
+                return
+            del by_id[user_id]
+            if self._by_name.get(norm) == user_id:
+                del self._by_name[norm]
 
     def forget(self, user_ids: set[int]) -> None:
         for user_id in user_ids:
-            self._by_id.pop(user_id, None)
+            hit = self._by_id.pop(user_id, None)
+            if hit is not None and self._by_name.get(hit[2]) == user_id:
+                del self._by_name[hit[2]]
 
 
 async def _through_cache(
