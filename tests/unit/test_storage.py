@@ -204,7 +204,8 @@ async def test_concurrent_cache_misses_send_one_query_per_key(hdb: Harness) -> N
 async def test_concurrent_misses_of_different_users_share_one_query(hdb: Harness) -> None:
     """Requests that miss the user cache in the same turn of the event loop (a username check of a
     million users misses on nearly every request) are answered by one query, by username and by
-    id; each gets its own user, a deleted or unknown one gets None, and all are cached after."""
+    id; each gets its own user, a deleted or unknown one gets None, and all are cached after. The
+    list is padded to a power of two (one prepared statement per length on PostgreSQL)."""
     from sqlalchemy import event
 
     core = hdb.core
@@ -217,9 +218,11 @@ async def test_concurrent_misses_of_different_users_share_one_query(hdb: Harness
     core.store.user_cache.forget({u.id for u in users})
 
     statements: list[str] = []
+    sizes: list[int] = []
 
-    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def count(conn, cursor, statement, parameters, *args):  # type: ignore[no-untyped-def]
         statements.append(statement)
+        sizes.append(len(parameters))
 
     async def by_name(name: str) -> Any:
         async with core.store.transaction(write=False) as tx:
@@ -246,6 +249,7 @@ async def test_concurrent_misses_of_different_users_share_one_query(hdb: Harness
     assert found[1] is not found[5]  # the same user asked twice: each caller has its own copy
     assert [u and u.id for u in found_by_id] == [users[2].id, users[3].id, users[4].id, None, None]
     assert (selects_by_name, selects_by_id) == (1, 1)
+    assert sizes == [8, 8]  # five names (one asked twice) and five ids, padded to eight
     assert statements == [] and [u.id for u in cached] == [u.id for u in users[2:5]]
 
 

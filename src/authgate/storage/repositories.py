@@ -282,8 +282,12 @@ class Users:
                 if user is not None:
                     cache.put(user)
                 return {keys[0]: user} if user is not None else {}
+            # Padded to a power of two with the last key again: PostgreSQL statements are prepared
+            # per connection and text, and up to 64 list lengths would each be one more (asyncpg
+            # keeps 100 per connection): six lengths, 2 to 64, besides the one-key statement.
+            padded = list(keys) + [keys[-1]] * ((1 << (len(keys) - 1).bit_length()) - len(keys))
             found = {}
-            for row in (await self.s.execute(many, {param: list(keys)})).all():
+            for row in (await self.s.execute(many, {param: padded})).all():
                 user = _to_model(User, row)
                 cache.put(user)
                 found[getattr(row, column)] = user
