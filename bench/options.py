@@ -36,6 +36,10 @@ class Options:
     users: int = 16
     hash_samples: int = 10
     flood_connections: int = 64
+    # W5 cycles through this many distinct usernames at every size (scale mode: a random sample
+    # of the N users), so that 1,000 and 1,000,000 users see the same traffic and differ only in
+    # the table's size (as W3's one user does)
+    w5_names: int = 1000
     timeout: float = 10.0  # wrk --timeout: a mobile HTTP client's usual 10 s (OkHttp)
     keep: bool = False
     soak: int | None = None
@@ -89,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=_positive(int), help="bench users created by signup (default 16)")
     p.add_argument("--hash-samples", type=_positive(int), help="argon2id hashes timed (default 10)")
     p.add_argument("--flood-connections", type=_positive(int), help="W7's login flood connections (64)")
+    p.add_argument("--w5-names", type=_positive(int),
+                   help="distinct usernames W5 cycles through, at most the users there are (default 1000)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, db)")
     p.add_argument(
         "--set", dest="settings", action="append", metavar="NAME=VALUE", default=[],
@@ -133,7 +139,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         o.duration, o.warmup, o.connections = 1.0, 0.0, 8
         o.users, o.hash_samples, o.flood_connections = 2, 2, 16
     for name in ("duration", "warmup", "connections", "threads", "postgres", "redis", "scale", "scale_base",
-                 "workers", "stack", "out", "users", "hash_samples", "flood_connections", "soak", "soak_warm"):
+                 "workers", "stack", "out", "users", "hash_samples", "flood_connections", "w5_names", "soak",
+                 "soak_warm"):
         value = getattr(a, name)
         if value is not None:
             setattr(o, name, value)

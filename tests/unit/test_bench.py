@@ -581,3 +581,19 @@ def test_w6_gives_every_connection_its_own_session_and_wrk_thread(monkeypatch: p
     assert "-t4" in command.replace(" ", "") and "-c4" in command.replace(" ", "")
     lua = (wrk.LUA_DIR / "refresh.lua").read_text()
     assert "tid" in lua  # the thread's own token
+
+
+def test_w5_asks_for_the_same_number_of_distinct_users_at_every_size() -> None:
+    """1,000 and 1,000,000 users get the same traffic (so the scale ratio measures the table, not
+    the cache): random picks from all users when there are no more than --w5-names, else from a
+    fixed random sample of them."""
+    from bench.workloads import w5_usernames
+
+    small = w5_usernames(1000, 1000)
+    assert len(small) == 20_000 and set(small) == {seed.username(i) for i in range(1, 1001)}
+    assert small[:1000] != [seed.username(i) for i in range(1, 1001)]  # random order, not a cycle
+    big = w5_usernames(1_000_000, 1000)
+    assert len(set(big)) == 1000 and big == w5_usernames(1_000_000, 1000)
+    assert max(int(name[len(seed.PREFIX):]) for name in big) > 1000  # drawn from all of them
+    assert set(w5_usernames(16, 1000, 100)) <= {seed.username(i) for i in range(1, 17)}
+    assert options.parse(["--w5-names", "250"]).w5_names == 250 and options.parse([]).w5_names == 1000
