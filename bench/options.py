@@ -36,9 +36,9 @@ class Options:
     users: int = 16
     hash_samples: int = 10
     flood_connections: int = 64
-    # W5 cycles through this many distinct usernames at every size (scale mode: a random sample
-    # of the N users), so that 1,000 and 1,000,000 users see the same traffic and differ only in
-    # the table's size (as W3's one user does)
+    # W5 asks, in random order, for this many distinct usernames at every size (scale mode: a
+    # random sample of the N users), so that 1,000 and 1,000,000 users see the same traffic and
+    # differ only in the table's size (as W3's one user does)
     w5_names: int = 1000
     timeout: float = 10.0  # wrk --timeout: a mobile HTTP client's usual 10 s (OkHttp)
     keep: bool = False
@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hash-samples", type=_positive(int), help="argon2id hashes timed (default 10)")
     p.add_argument("--flood-connections", type=_positive(int), help="W7's login flood connections (64)")
     p.add_argument("--w5-names", type=_positive(int),
-                   help="distinct usernames W5 cycles through, at most the users there are (default 1000)")
+                   help="distinct usernames W5 asks for, at most the users there are (default 1000)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server log, db)")
     p.add_argument(
         "--set", dest="settings", action="append", metavar="NAME=VALUE", default=[],

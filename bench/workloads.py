@@ -24,8 +24,8 @@ def w5_usernames(population: int, sample: int, length: int = 20_000) -> list[str
     """W5's names in the order asked: ``length`` picks at random from ``sample`` distinct users (all
     of them when there are no more; a fixed random sample in scale mode).
 
-    The same names, in the same random order, at every size: 1,000 and 1,000,000 users then get
-    the same traffic and the same share of cache hits, and differ only in the table's size (as
+    As many distinct names, asked in random order, at every size: 1,000 and 1,000,000 users then
+    get the same traffic and the same share of cache hits, and differ only in the table's size (as
     W3's one user does). Before, the base cycled through its 1,000 users in order, so a name came
     back every 1,000 requests, about the 0.5 s the cache keeps it: above ~2,000 req/s half the
     requests hit, below nearly none, and the scale ratio swung between 0.7 and 1.3 with the host's
@@ -37,6 +37,7 @@ def w5_usernames(population: int, sample: int, length: int = 20_000) -> list[str
     else:
         distinct = rng.sample(range(1, population + 1), sample)
     return [seed.username(rng.choice(distinct)) for _ in range(length)]
+
 
 class Skip(Exception):
     """The workload cannot run here; the message says why."""
