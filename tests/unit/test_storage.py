@@ -759,6 +759,37 @@ async def test_a_read_transaction_refuses_writes_on_either_backend(hdb: Harness)
         assert await tx.kv.get("ro") is None
 
 
+async def test_concurrent_misses_of_different_client_apps_share_one_query(hdb: Harness) -> None:
+    """Client apps missed in one turn of the event loop are read together, as users are."""
+    from sqlalchemy import event
+
+    from authgate.core.flows.clients import register_client
+
+    core = hdb.core
+    made = [await register_client(core, f"batch app {i}", ["ios"], []) for i in range(3)]
+    ids = [m["clientId"] for m in made]
+    core.store.client_cache.forget(set(ids))
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    async def client(client_id: str) -> Any:
+        async with core.store.transaction(write=False) as tx:
+            return await tx.clients.get(client_id)
+
+    event.listen(core.store.read_engine, "before_cursor_execute", count)
+    try:
+        found = await asyncio.gather(*(client(c) for c in [*ids, "no-such-app", ids[0]]))
+    finally:
+        event.remove(core.store.read_engine, "before_cursor_execute", count)
+    assert [c and c.client_id for c in found] == [*ids, None, ids[0]]
+    assert found[0] is not found[4]
+    assert len(statements) == 1
+    found[0].platforms.append("web")  # a caller's copy is its own: the cached app is unchanged
+    assert (await client(ids[0])).platforms == ["ios"]
+
+
 def test_the_user_cache_holds_its_ttl_of_entries_not_every_user_ever_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """Expired entries leave as new ones arrive (a username check of a million users had kept
     100,000 dead entries: memory, and long pauses of the cyclic GC), and past ``limit`` the oldest

@@ -1,13 +1,14 @@
 """Shared loads: however many requests miss a per-node cache at once, the database hears once.
 
-SingleFlight: one load per key. When a popular entry expires (a client app, a session's
-liveness), the requests that wanted it wait for the first one's query instead of each sending
-their own (no herd at expiry).
+SingleFlight: one load per key. When a popular entry expires (a session's liveness), the requests
+that wanted it wait for the first one's query instead of each sending their own (no herd at
+expiry).
 
 BatchFlight: one load per key, and one query for many keys. The first request to miss waits one
 turn of the event loop; every other key missed in that turn joins its batch, and all are loaded by
-one query (users by id and by username: a username check of a million users misses on nearly every
-request, and one query of n keys costs the loop little more than one of a single key).
+one query (users by id and by username, client apps: a username check of a million users misses
+on nearly every request, and one query of n keys costs the loop little more than one of a single
+key).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.core.flight import BatchFlight, SingleFlight
+from authgate.core.flight import BatchFlight
 from authgate.core.identifiers import normalise_username
 from authgate.core.model import (
     AuditEvent,
@@ -56,8 +56,6 @@ _LIVE_USERS = select(USERS).where(USERS.c.deleted_at.is_(None))
 _USER_BY_ID = _LIVE_USERS.where(USERS.c.id == bindparam("p_id"))
 _USER_BY_ID_FOR_UPDATE = _USER_BY_ID.with_for_update()
 _USER_BY_USERNAME = _LIVE_USERS.where(USERS.c.username_norm == bindparam("p_norm"))
-_USERS_BY_IDS = _LIVE_USERS.where(USERS.c.id.in_(bindparam("p_ids", expanding=True)))
-_USERS_BY_USERNAMES = _LIVE_USERS.where(USERS.c.username_norm.in_(bindparam("p_norms", expanding=True)))
 _USER_BY_EMAIL = _LIVE_USERS.where(USERS.c.email_norm == bindparam("p_email"))
 _USER_BY_PHONE = _LIVE_USERS.where(USERS.c.phone == bindparam("p_phone"))
 _INSERT_USER = insert(USERS)
@@ -212,27 +210,63 @@ class UserCache:
                 del self._by_name[hit[2]]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Many:
+    """How a batch of cache misses is read: ``stmt`` selects the rows whose ``column`` is in the
+    list bound to ``param``; each row becomes a ``model``."""
+
+    stmt: Any
+    param: str
+    column: str
+    model: type
+
+
+_USERS_BY_IDS = _Many(_LIVE_USERS.where(USERS.c.id.in_(bindparam("p_ids", expanding=True))), "p_ids", "id", User)
+_USERS_BY_USERNAMES = _Many(
+    _LIVE_USERS.where(USERS.c.username_norm.in_(bindparam("p_norms", expanding=True))), "p_norms", "username_norm", User
+)
+_CLIENTS_BY_IDS = _Many(
+    select(CLIENTS).where(CLIENTS.c.client_id.in_(bindparam("p_ids", expanding=True))), "p_ids", "client_id", ClientApp
+)
+
+
 async def _through_cache(
-    cache: ClientCache, s: DbSession, key: Any, fetch: Callable[[], Awaitable[T | None]],
-    clone: Callable[[T], T],
+    cache: UserCache | ClientCache, s: DbSession, flight: BatchFlight[K, T], key: K,
+    one: Callable[[], Awaitable[T | None]], many: _Many, clone: Callable[[T], T],
 ) -> T | None:
-    """A cache miss: one fetch per key however many requests miss at once, the result cached;
-    requests that shared another's fetch get their own copy.
+    """A cache miss, read with the other misses of this turn of the event loop in one query
+    (core.flight.BatchFlight; ``one`` reads a lone key), each found row cached; callers that
+    shared a row with another get their own copy.
 
-    A transaction that already holds its connection (``s`` has run a statement) fetches on it
-    rather than wait for another request's fetch: that one may be queued for a connection this
-    one holds, and the two would wait on each other until the pool's timeout (a pool of one
-    answered 22 concurrent requests with 503). Users.``_batched`` follows the same rule."""
+    A transaction that already holds its connection (``s`` has run a statement) reads alone on it
+    rather than wait for another request's query: that one may be queued for a connection this one
+    holds, and the two would wait on each other until the pool's timeout (a pool of one answered 22
+    concurrent requests with 503)."""
 
-    async def load() -> T | None:
-        value = await fetch()
+    async def alone() -> T | None:
+        value = await one()
         if value is not None:
             cache.put(value)  # type: ignore[arg-type]
         return value
 
+    async def load(keys: Sequence[K]) -> dict[K, T]:
+        if len(keys) == 1:  # the leader's own key: the statement of one key is the cheaper one
+            value = await alone()
+            return {keys[0]: value} if value is not None else {}
+        # Padded to a power of two with the last key again: PostgreSQL statements are prepared
+        # per connection and text, and up to 64 list lengths would each be one more (asyncpg
+        # keeps 100 per connection): six lengths, 2 to 64, besides the one-key statement.
+        padded = list(keys) + [keys[-1]] * ((1 << (len(keys) - 1).bit_length()) - len(keys))
+        found: dict[K, T] = {}
+        for row in (await s.execute(many.stmt, {many.param: padded})).all():
+            value = _to_model(many.model, row)
+            cache.put(value)
+            found[getattr(row, many.column)] = value
+        return found
+
     if s.holds_connection:
-        return await load()
-    value, shared = await cache.flights.load(key, load)
+        return await alone()
+    value, shared = await flight.load(key, load)
     return clone(value) if shared and value is not None else value
 
 
@@ -266,41 +300,6 @@ class Users:
         row = (await self.s.execute(stmt, params)).first()
         return _to_model(User, row) if row else None
 
-    async def _batched(
-        self, flight: BatchFlight[K, User], key: K, one: Callable[[], Awaitable[User | None]],
-        many: Any, param: str, column: str,
-    ) -> User | None:
-        """A cache miss, loaded with this turn's other misses of the same kind in one query
-        (``many`` selects by ``param``, a list; ``column`` names each row's key), every user found
-        cached. A transaction that holds its connection loads alone (as in ``_through_cache``)."""
-        cache = self.cache
-        assert cache is not None
-
-        async def load(keys: Sequence[K]) -> dict[K, User]:
-            if len(keys) == 1:  # the leader's own key: the statement of one key is the cheaper one
-                user = await one()
-                if user is not None:
-                    cache.put(user)
-                return {keys[0]: user} if user is not None else {}
-            # Padded to a power of two with the last key again: PostgreSQL statements are prepared
-            # per connection and text, and up to 64 list lengths would each be one more (asyncpg
-            # keeps 100 per connection): six lengths, 2 to 64, besides the one-key statement.
-            padded = list(keys) + [keys[-1]] * ((1 << (len(keys) - 1).bit_length()) - len(keys))
-            found = {}
-            for row in (await self.s.execute(many, {param: padded})).all():
-                user = _to_model(User, row)
-                cache.put(user)
-                found[getattr(row, column)] = user
-            return found
-
-        if self.s.holds_connection:
-            user = await one()
-            if user is not None:
-                cache.put(user)
-            return user
-        user, shared = await flight.load(key, load)
-        return _clone(user) if shared and user is not None else user
-
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
         params = {"p_id": user_id}
         if self.cache is None or for_update:
@@ -308,8 +307,9 @@ class Users:
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        return await self._batched(
-            self.cache.id_flights, user_id, lambda: self._one(_USER_BY_ID, params), _USERS_BY_IDS, "p_ids", "id"
+        return await _through_cache(
+            self.cache, self.s, self.cache.id_flights, user_id, lambda: self._one(_USER_BY_ID, params), _USERS_BY_IDS,
+            _clone,
         )
 
     async def get_by_username(self, username: str) -> User | None:
@@ -321,9 +321,9 @@ class Users:
         params = {"p_norm": norm}
         if self.cache is None:
             return await self._one(_USER_BY_USERNAME, params)
-        return await self._batched(
-            self.cache.name_flights, norm, lambda: self._one(_USER_BY_USERNAME, params),
-            _USERS_BY_USERNAMES, "p_norms", "username_norm",
+        return await _through_cache(
+            self.cache, self.s, self.cache.name_flights, norm, lambda: self._one(_USER_BY_USERNAME, params),
+            _USERS_BY_USERNAMES, _clone,
         )
 
     async def get_by_email(self, email: str) -> User | None:
@@ -606,7 +606,7 @@ class ClientCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._by_id: dict[str, tuple[ClientApp, float]] = {}
-        self.flights = SingleFlight()
+        self.flights: BatchFlight[str, ClientApp] = BatchFlight()
 
     def get(self, client_id: str) -> ClientApp | None:
         hit = self._by_id.get(client_id)
@@ -617,7 +617,7 @@ class ClientCache:
     def put(self, client: ClientApp) -> None:
         if len(self._by_id) > 10_000:
             self._by_id.clear()
-        self._by_id[client.client_id] = (client, time.monotonic())
+        self._by_id[client.client_id] = (_clone_client(client), time.monotonic())  # the caller keeps its own
 
     def forget(self, client_ids: set[str]) -> None:
         for client_id in client_ids:
@@ -647,7 +647,10 @@ class Clients:
         cached = self.cache.get(client_id)
         if cached is not None:
             return cached
-        return await _through_cache(self.cache, self.s, client_id, lambda: self._fetch(client_id), _clone_client)
+        return await _through_cache(
+            self.cache, self.s, self.cache.flights, client_id, lambda: self._fetch(client_id), _CLIENTS_BY_IDS,
+            _clone_client,
+        )
 
     async def create(self, client: ClientApp) -> None:
         row = ClientRow()
