@@ -597,3 +597,30 @@ def test_w5_asks_for_the_same_number_of_distinct_users_at_every_size() -> None:
     assert max(int(name[len(seed.PREFIX):]) for name in big) > 1000  # drawn from all of them
     assert set(w5_usernames(16, 1000, 100)) <= {seed.username(i) for i in range(1, 17)}
     assert options.parse(["--w5-names", "250"]).w5_names == 250 and options.parse([]).w5_names == 1000
+
+
+def test_a_probe_asks_again_while_shed_with_503_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after W7's flood the hashing queue is full of logins whose clients left: the next
+    workload's probe is shed for a moment, and must not skip the workload for it."""
+    import httpx
+
+    from bench import fixtures
+
+    answers = [503, 503, 201]
+    asked: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(1)
+        return httpx.Response(answers.pop(0) if answers else 503, text="{}")
+
+    fx = fixtures.Fixtures.__new__(fixtures.Fixtures)
+    monkeypatch.setattr(fx, "http", lambda: httpx.Client(base_url="http://x", transport=httpx.MockTransport(handler)))
+    monkeypatch.setattr(fixtures.time, "sleep", lambda _s: None)
+    assert fx.probe("POST", "/x").status == 201 and len(asked) == 3
+    # A server that keeps shedding is reported as it answers once the patience is spent.
+    asked.clear()
+    assert fx.probe("POST", "/x", patience=0.0).status == 503 and len(asked) == 1
+    # Any other status is the answer at once.
+    answers[:] = [404]
+    asked.clear()
+    assert fx.probe("GET", "/y").status == 404 and len(asked) == 1
