@@ -66,9 +66,9 @@ class Fixtures:
         patience: float = PROBE_PATIENCE_S,
     ) -> Probe:
         """One request; a 503 (shed: the hashing queue is full) is asked again every 0.1 s for
-        up to ``patience`` seconds. Right after W7's flood the queue still holds the flood's
-        logins, whose clients have gone, for some tens of milliseconds (each leaves as it reaches
-        a hashing slot): a probe that arrived then was shed and skipped the next workload."""
+        up to ``patience`` seconds, as a client that retries would. Right after W7's flood a
+        probe that arrived before the server had seen the flood's connections close was shed
+        and skipped the next workload (docs/performance.md, items 45 and 46)."""
         deadline = time.monotonic() + patience
         with self.http() as c:
             while True:

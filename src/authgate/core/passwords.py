@@ -7,17 +7,14 @@ is full the call is shed with 503 rather than left to time out (docs/performance
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ctypes
 import hashlib
 import hmac
 import os
-import random
 import string
 import sys
 import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -29,9 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from authgate.core.errors import AuthError, ErrorCode, invalid
-from authgate.core.hashpool import HashThreads
-
-Gone = Callable[[], Awaitable[bool]] | None
+from authgate.core.hashpool import Gone, HashQueue, HashThreads, Shed
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
@@ -102,41 +97,25 @@ class PasswordHasher:
         # for at most ``max_wait`` seconds, then get 503: a login is answered before its client
         # gives up, however slowly hashes finish (slower when the core also serves reads: a hash
         # at nice 10 gets what the event loop leaves), and a shed client does not come straight
-        # back to compete with the reads. Past 64 waiting per thread a login is shed at once.
-        self._queue_limit = queue_limit or count * 64
-        self._slots = count * HASH_BATCH
-        self._gate: asyncio.Semaphore | None = None
-        self._max_wait = max_wait
-        self._pending = 0
+        # back to compete with the reads. Past 64 pending per thread a login is shed at once,
+        # unless some of those waiting are of clients that have gone (hashpool.HashQueue).
+        self._queue = HashQueue(count * HASH_BATCH, queue_limit or count * 64, max_wait)
         # Verified against when the account does not exist, so unknown users cost the same time.
         # Computed on a hashing thread, so start-up does not wait for it.
         self._dummy = self._pool.submit(self._argon.hash, os.urandom(16).hex())
 
     async def _run(self, fn, *args, gone: Gone = None):  # type: ignore[no-untyped-def]
-        if self._pending >= self._queue_limit:
-            raise AuthError(ErrorCode.OVERLOADED)
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self._slots)
-        self._pending += 1
         try:
-            try:
-                # Each waiter's deadline is jittered (75-100 % of max_wait) so that a burst of
-                # logins that queued together is not shed, and back, all in the same instant.
-                async with asyncio.timeout(self._max_wait * (0.75 + 0.25 * random.random()) or None):
-                    await self._gate.acquire()
-            except TimeoutError:
-                raise AuthError(ErrorCode.OVERLOADED) from None
-            try:
-                # A client that gave up while its login queued (a timeout, a retry) gets no hash:
-                # under overload the queue is mostly such requests, and hashing for them only
-                # delays the ones still waiting. Nobody reads this answer.
-                if gone is not None and await gone():
-                    raise AuthError(ErrorCode.OVERLOADED, detail="client_gone")
-                return await self._pool.run(fn, *args)
-            finally:
-                self._gate.release()
+            # A client that gave up while its login queued (a timeout, a retry) gets no hash:
+            # under overload the queue is mostly such requests, and hashing for them only
+            # delays the ones still waiting. Nobody reads this answer.
+            await self._queue.acquire(gone)
+        except Shed as shed:
+            raise AuthError(ErrorCode.OVERLOADED, detail="client_gone" if shed.reason == "gone" else None) from None
+        try:
+            return await self._pool.run(fn, *args)
         finally:
-            self._pending -= 1
+            self._queue.release()
 
     async def hash(self, secret: str, *, gone: Gone = None) -> str:
         """``gone`` (RequestContext.gone): skip the hash, with 503, if the client has left."""
