@@ -364,6 +364,34 @@ async def test_refresh_returns_a_new_access_token_and_the_same_refresh_token(fhd
     assert envelope_of(r, 200, "OK", "User retrieved successfully") == data["user"]
 
 
+async def test_a_refresh_marks_its_session_used_and_a_refused_one_leaves_it(fhdb: Harness, minter: Minter) -> None:
+    """The session is locked and marked used in one statement (UPDATE ... RETURNING); a refresh
+    refused after that (here: an expired session) rolls the mark back with the rest."""
+    data = await authenticate(fhdb, minter.token("uid-used"))
+    user_id = int(data["user"]["id"])
+
+    async def last_used() -> datetime:
+        async with fhdb.core.store.transaction(write=False) as tx:
+            (session,) = await tx.sessions.list_active(user_id, datetime.now(UTC) - timedelta(days=1))
+        assert session.last_used_at is not None
+        return session.last_used_at
+
+    opened = await last_used()
+    await asyncio.sleep(0.01)
+    r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    envelope_of(r, 200, "OK", "Token refreshed successfully")
+    used = await last_used()
+    assert used > opened
+    async with fhdb.core.store.transaction() as tx:
+        (session,) = await tx.sessions.list_active(user_id, datetime.now(UTC))
+        session.expires_at = datetime.now(UTC) + timedelta(milliseconds=50)
+        await tx.sessions.save(session)
+    await asyncio.sleep(0.1)
+    r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": data["refreshToken"]})
+    error_of(r, 401, "UNAUTHORIZED", "Refresh token expired")
+    assert await last_used() == used
+
+
 @pytest.mark.parametrize("body", [{}, {"refreshToken": ""}, {"refreshToken": "  "}])
 async def test_refresh_without_a_token_is_422(fh: Harness, body: dict[str, Any]) -> None:
     r = await fh.client.post("/api/v1/auth/refresh", json=body)

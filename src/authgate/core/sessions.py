@@ -167,7 +167,8 @@ class SessionService:
         now = datetime.now(UTC)
         replay = False
         async with self.store.transaction() as tx:
-            session = await tx.sessions.get_by_refresh_hash(digest, for_update=True)
+            # Locked and marked used in one statement; a refusal below rolls the mark back.
+            session = await tx.sessions.touch_by_refresh_hash(digest, now)
             if session is None or session.scope != SessionScope.FULL.value:
                 raise AuthError(ErrorCode.REFRESH_INVALID)
             if session.revoked_at is not None:
@@ -203,11 +204,10 @@ class SessionService:
                     session.previous_refresh_hash = digest
                     session.refresh_hash = sha256_hex(new_refresh)
                     session.rotated_at = now
-                session.last_used_at = now
                 access, expires_in = await self.access_token(user, session)
                 if self.rotation:
                     session.grace_sealed = self.keyed.seal(json.dumps([new_refresh, access]))
-                await tx.sessions.save(session)
+                    await tx.sessions.save(session)
                 return user, Issued(session, new_refresh, access, expires_in)
         self.forget(session.id)
         raise AuthError(ErrorCode.REFRESH_INVALID)
