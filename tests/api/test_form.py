@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -197,6 +198,48 @@ async def test_cookie_session_needs_csrf_to_change_state(h: Harness) -> None:
     assert csrf["expiresIn"] == 3600
     r = await h.client.post("/api/auth/v1/logout", headers={"x-csrf-token": csrf["csrfToken"]})
     assert r.status_code == 200
+
+
+async def test_an_empty_x_qt_auth_header_does_not_excuse_a_cookie_session_from_csrf(h: Harness) -> None:
+    """The session then comes from the cookie: without the fix the empty header skipped CSRF."""
+    out = await signup(h)
+    h.client.cookies.set("qt-auth", out["token"])
+    r = await h.client.post("/api/auth/v1/logout", headers={"x-qt-auth": ""})
+    assert (r.status_code, r.json()) == (403, {"message": "Invalid or missing CSRF token"})
+    me = await h.client.get("/api/auth/v1/users/me")
+    assert me.status_code == 200  # still signed in
+
+
+async def test_a_session_stops_working_while_its_account_is_locked_or_deactivated(hdb: Harness) -> None:
+    """Locked by failed passwords (or deactivated) after the session opened: signed out, as on
+    the Firebase surface and the hosted pages; it works again once the lockout has run out."""
+    out = await signup(hdb)
+    headers = {"x-qt-auth": out["token"]}
+    assert (await hdb.client.get("/api/auth/v1/users/me", headers=headers)).status_code == 200
+    for _ in range(10):
+        r = await hdb.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": "wrong-pass"})
+        assert r.status_code == 401
+    await asyncio.sleep(0.6)  # the user cache (0.5 s) has let go of the unlocked row
+    r = await hdb.client.get("/api/auth/v1/users/me", headers=headers)
+    assert (r.status_code, r.json()) == (401, {"message": "Token is missing or invalid"})
+    csrf = await hdb.client.get("/api/auth/csrf-token", headers=headers)
+    assert csrf.status_code == 401
+    user_id = int(out["user"]["id"])
+    async with hdb.core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        assert user is not None and user.is_locked and user.locked_at is not None
+        user.locked_at -= timedelta(minutes=16)  # the lockout has run out
+        await tx.users.save(user)
+    await asyncio.sleep(0.6)
+    assert (await hdb.client.get("/api/auth/v1/users/me", headers=headers)).status_code == 200
+    async with hdb.core.store.transaction() as tx:
+        user = await tx.users.get(user_id, for_update=True)
+        assert user is not None
+        user.is_active = False
+        await tx.users.save(user)
+    await asyncio.sleep(0.6)
+    r = await hdb.client.get("/api/auth/v1/users/me", headers=headers)
+    assert (r.status_code, r.json()) == (401, {"message": "Token is missing or invalid"})
 
 
 async def test_csrf_token_of_another_session_is_refused(h: Harness) -> None:

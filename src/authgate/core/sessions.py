@@ -273,19 +273,26 @@ class SessionService:
         self._status[session_id] = (False, time.monotonic())
 
     async def from_secret(self, secret: str | None) -> tuple[Session, User]:
-        """The live session (and its user) behind an opaque session token (the qt-auth cookie)."""
+        """The live session (and its user) behind an opaque session token (the qt-auth cookie).
+
+        The session of an account deactivated, or locked while the lockout lasts, is refused as
+        signed out (TOKEN_INVALID), as a refresh is and as the Firebase surface refuses its access
+        tokens: a lock must stop the sessions already open, not only new logins."""
         if not secret or len(secret) > 512:
             raise AuthError(ErrorCode.TOKEN_MISSING)
         async with self.store.transaction(write=False) as tx:
             session = await tx.sessions.get_by_refresh_hash(sha256_hex(secret))
             user = await tx.users.get(session.user_id) if session else None
+        now = datetime.now(UTC)
         if (
             session is None
             or user is None
             or session.refresh_hash != sha256_hex(secret)
             or session.revoked_at is not None
-            or session.expires_at <= datetime.now(UTC)
+            or session.expires_at <= now
             or session.scope != SessionScope.FULL.value
+            or not user.is_active
+            or lock_in_force(user, now, self.lockout_minutes)
         ):
             raise AuthError(ErrorCode.TOKEN_INVALID)
         structlog.contextvars.bind_contextvars(user_id=str(user.id))

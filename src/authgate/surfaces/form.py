@@ -136,7 +136,8 @@ def session_response(core: Core, user: User, token: str | None, status: int = 20
 async def current_session(request: Request, *, changes_state: bool) -> tuple[Session, User]:
     """The session behind ``x-qt-auth`` or the ``qt-auth`` cookie; cookies need CSRF to change state."""
     core = core_of(request)
-    header = request.headers.get("x-qt-auth")
+    # An empty x-qt-auth is no header: the session then comes from the cookie, and so needs CSRF.
+    header = request.headers.get("x-qt-auth") or None
     token = header or request.cookies.get(core.settings.cookie_name)
     session, user = await core.sessions.from_secret(token)
     if header is None and changes_state:

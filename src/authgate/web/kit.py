@@ -26,7 +26,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from authgate.core import ids
 from authgate.core.errors import AuthError, ErrorCode, Kind
-from authgate.core.flows.login import lock_active
 from authgate.core.i18n import LOCALES, match_locale, message, negotiate
 from authgate.core.model import RequestContext, Role, Session, User
 from authgate.core.service import Core
@@ -110,9 +109,8 @@ async def viewer(request: Request) -> Viewer | None:
         except AuthError as exc:
             if exc.kind is not Kind.UNAUTHENTICATED:
                 raise
-        else:
-            if user.is_active and not lock_active(core, user, datetime.now(UTC)):
-                found = Viewer(session, user)
+        else:  # from_secret refuses the sessions of accounts deactivated or locked since
+            found = Viewer(session, user)
     request.state.viewer = found
     return found
 
