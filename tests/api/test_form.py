@@ -390,3 +390,52 @@ async def test_unknown_email_gets_the_same_answer_and_nothing_is_sent(h: Harness
         again = await h.client.post(path, json={"email": "nobody@example.com"})
         assert again.status_code == 429  # the same send limit as a real account
     assert h.outbox == []
+
+
+async def register(h: Harness) -> None:
+    r = await h.client.post("/api/auth/v1/signup", json={**SIGNUP, "dont-login": True})
+    assert r.status_code == 201, r.text
+
+
+async def test_a_known_and_an_unknown_email_run_out_of_hourly_sends_alike(make_harness) -> None:
+    """Codes count per account, links per address: an unknown email's pretended code is counted
+    under a key of its own, not the address its links count against (it ran out sooner, and told)."""
+    h = await make_harness(limit_otp_send_hourly="1/hour")
+    await register(h)
+    answers = {}
+    for email in (SIGNUP["email"], "nobody@example.com"):
+        answers[email] = [
+            (await h.client.post(path, json={"email": email})).status_code
+            for path in ("/api/auth/v1/users/send-otp", "/api/auth/v1/users/send-verification-link",
+                         "/api/auth/v1/users/send-otp")
+        ]
+    assert answers[SIGNUP["email"]] == answers["nobody@example.com"] == [200, 200, 429], answers
+
+
+async def test_an_account_with_nowhere_to_send_answers_like_an_unknown_email(make_harness) -> None:
+    h = await make_harness(form_otp_channels="sms", sms_provider="console")
+    await register(h)  # no phone
+    for email in (SIGNUP["email"], "nobody@example.com"):
+        r = await h.client.post("/api/auth/v1/users/send-otp", json={"email": email})
+        assert (r.status_code, r.json()) == (200, {"message": "OTP was sent successfully"}), email
+        again = await h.client.post("/api/auth/v1/users/send-otp", json={"email": email})
+        assert again.status_code == 429, email
+    assert h.sms_outbox == [] and h.outbox == []
+
+
+async def test_bad_verification_tokens_are_limited_per_ip(make_harness) -> None:
+    h = await make_harness(limit_failed_login="3/hour")
+    for token in ("abc.def", "not-a-token", "x" * 300):
+        r = await h.client.get("/api/auth/v1/users/verify", params={"token": token})
+        assert (r.status_code, r.json()) == (400, {"message": "The verification link is invalid or has expired"})
+    r = await h.client.get("/api/auth/v1/users/verify", params={"token": "abc.def"})
+    assert r.status_code == 429 and "retry-after" in r.headers
+
+
+@pytest.mark.parametrize(("ttl", "says"), [(86400, "It expires in 24 hours."), (1800, "It expires in 30 minutes.")])
+async def test_the_link_email_states_the_configured_lifetime(make_harness, ttl: int, says: str) -> None:
+    h = await make_harness(verification_ttl=ttl)
+    await register(h)
+    r = await h.client.post("/api/auth/v1/users/send-verification-link", json={"email": SIGNUP["email"]})
+    assert r.status_code == 200
+    assert says in h.outbox[-1][2]

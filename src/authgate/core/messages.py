@@ -23,12 +23,27 @@ _OTP_TEXT = {
     "sw": ("Nambari yako ya uthibitisho", "Nambari yako ya uthibitisho ni {code}. Itaisha baada ya dakika {minutes}."),
 }
 _LINK_TEXT = {
-    "en": ("Verify your email", "Open this link to verify your email address:\n\n{link}\n\nIt expires in 24 hours."),
-    "zh-Hant": ("驗證您的電子郵件", "請打開以下連結以驗證您的電子郵件地址：\n\n{link}\n\n連結將於 24 小時後失效。"),
-    "zh": ("验证您的电子邮件", "请打开以下链接以验证您的电子邮件地址：\n\n{link}\n\n链接将在 24 小时后失效。"),
-    "fr": ("Vérifiez votre adresse e-mail", "Ouvrez ce lien pour vérifier votre adresse e-mail :\n\n{link}\n\nIl expire dans 24 heures."),
-    "sw": ("Thibitisha barua pepe yako", "Fungua kiungo hiki kuthibitisha barua pepe yako:\n\n{link}\n\nKitaisha baada ya saa 24."),
+    "en": ("Verify your email", "Open this link to verify your email address:\n\n{link}\n\nIt expires in {span}."),
+    "zh-Hant": ("驗證您的電子郵件", "請打開以下連結以驗證您的電子郵件地址：\n\n{link}\n\n連結將於 {span}後失效。"),
+    "zh": ("验证您的电子邮件", "请打开以下链接以验证您的电子邮件地址：\n\n{link}\n\n链接将在 {span}后失效。"),
+    "fr": ("Vérifiez votre adresse e-mail", "Ouvrez ce lien pour vérifier votre adresse e-mail :\n\n{link}\n\nIl expire dans {span}."),
+    "sw": ("Thibitisha barua pepe yako", "Fungua kiungo hiki kuthibitisha barua pepe yako:\n\n{link}\n\nKitaisha baada ya {span}."),
 }
+# (hours, minutes) of a link's lifetime, AUTHGATE_VERIFICATION_TTL: hours from two hours up.
+_SPANS = {
+    "en": ("{n} hours", "{n} minutes"),
+    "zh-Hant": ("{n} 小時", "{n} 分鐘"),
+    "zh": ("{n} 小时", "{n} 分钟"),
+    "fr": ("{n} heures", "{n} minutes"),
+    "sw": ("saa {n}", "dakika {n}"),
+}
+
+
+def span_text(locale: str, seconds: int) -> str:
+    hours, minutes = _SPANS.get(locale, _SPANS["en"])
+    if seconds >= 7200:
+        return hours.format(n=seconds // 3600)
+    return minutes.format(n=max(1, seconds // 60))
 
 
 def otp_text(locale: str, code: str, minutes: int) -> tuple[str, str]:
@@ -36,9 +51,9 @@ def otp_text(locale: str, code: str, minutes: int) -> tuple[str, str]:
     return subject, body.format(code=code, minutes=minutes)
 
 
-def link_text(locale: str, link: str) -> tuple[str, str]:
+def link_text(locale: str, link: str, ttl_seconds: int) -> tuple[str, str]:
     subject, body = _LINK_TEXT.get(locale, _LINK_TEXT["en"])
-    return subject, body.format(link=link)
+    return subject, body.format(link=link, span=span_text(locale, ttl_seconds))
 
 
 class Messenger:

@@ -223,7 +223,7 @@ async def send_verification_link(body: LinkBody, request: Request) -> dict[str, 
 @router.get("/users/verify", response_model=None)
 async def verify(
     request: Request,
-    token: Annotated[str, Query(max_length=200)] = "",
+    token: Annotated[str, Query()] = "",  # any length: open_link answers 400 past 200
     redirect_url: Annotated[str | None, Query(alias="redirect-url", max_length=2048)] = None,
 ) -> Response:
     core = core_of(request)

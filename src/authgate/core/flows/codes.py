@@ -153,13 +153,21 @@ async def send_channel_code(core: Core, ctx: RequestContext, user: User, channel
 
 async def send_channel_code_to(core: Core, ctx: RequestContext, email: str, channels: str) -> None:
     """Send a channel code to the account of ``email``. An unknown email gets the same answer and
-    the same rate limit, and nothing is sent, so the endpoint does not reveal who has an account."""
+    the same rate limit, and nothing is sent, so the endpoint does not reveal who has an account;
+    so does an account with nowhere to send to (AUTHGATE_FORM_OTP_CHANNELS=sms and no phone).
+
+    The pretended send is counted under a key of its own, as a real one is counted per account
+    (``user:<id>``) and not under the email, which verification links count against: with one key
+    for both, an unknown email ran out of hourly sends sooner than an account did, and told."""
     if not channel_configured(core, channels):
         raise AuthError(ErrorCode.NO_CHANNEL)
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_email(email)
     if user is None:
-        await count_send(core, ctx, CHANNEL_PURPOSE, email)
+        await count_send(core, ctx, CHANNEL_PURPOSE, f"nobody:{email}")
+        return
+    if not channel_destinations(core, user.email, user.phone, channels):
+        await count_send(core, ctx, CHANNEL_PURPOSE, f"user:{user.id}")
         return
     await send_channel_code(core, ctx, user, channels)
 

@@ -68,7 +68,7 @@ async def send_link(
     if redirect:
         query["redirect-url"] = redirect
     link = f"{core.settings.public_url.rstrip('/')}{verify_path}?{urlencode(query)}"
-    subject, text = link_text(ctx.locale, link)
+    subject, text = link_text(ctx.locale, link, core.settings.verification_ttl)
     try:
         await core.messenger.email(user.email, subject, text)
     except AuthError:
@@ -93,13 +93,19 @@ async def send_link_to(
 
 
 async def open_link(core: Core, ctx: RequestContext, token: str, redirect_url: str | None) -> str | None:
-    """Use a verification token: mark the email verified; return where to redirect, if anywhere."""
+    """Use a verification token: mark the email verified; return where to redirect, if anywhere.
+
+    A bad token counts against the client IP's budget of wrong codes (CONTRACT §1: every
+    endpoint that checks a secret is limited per IP), as a wrong OTP does (codes.check_code)."""
     redirect = check_redirect(core, redirect_url)
     if len(token) > 200 or not _TOKEN_SHAPE.fullmatch(token):
+        budget = core.guard.budget(codes.FAILED_CODE_RULE, ctx.ip or "", core.settings.limit_failed_login)
+        await budget.check()
+        await budget.fail()
         raise AuthError(ErrorCode.VERIFICATION_INVALID)
     secret_id, secret = token.split(".")
     try:
-        row = await core.otp.consume(secret_id, secret, purpose=PURPOSE)
+        row = await codes.check_code(core, ctx, secret_id=secret_id, code=secret, purpose=PURPOSE)
     except AuthError as exc:
         if exc.code is ErrorCode.OTP_INVALID:
             raise AuthError(ErrorCode.VERIFICATION_INVALID) from None
