@@ -27,6 +27,15 @@ async def test_a_malformed_otp_is_422_naming_otp(h: Harness, otp: object) -> Non
     assert r.json()["message"] == "Invalid value for otp: must be 4-8 digits"
 
 
+async def test_a_422_in_another_language_is_not_followed_by_the_english_reason(h: Harness) -> None:
+    token = await session_of(h)
+    body = {"otp": "abc", "user": {"verification-status": "email"}}
+    r = await h.client.post("/api/auth/v1/users/update-with-otp", json=body,
+                            headers={"x-qt-auth": token, "locale": "fr"})
+    assert r.status_code == 422 and r.json()["field"] == "otp"
+    assert "must be" not in r.json()["message"] and r.json()["message"].endswith("otp"), r.json()
+
+
 async def test_the_seed_sample_otp_shape_is_a_wrong_code_not_a_bad_request(h: Harness) -> None:
     """Seed 003 sends ``{"otp":"62537", ...}``: a five-digit string is a (wrong) code, 401."""
     token = await session_of(h)

@@ -41,7 +41,7 @@ _SEND_FAILURES = (ErrorCode.NO_CHANNEL, ErrorCode.MESSAGE_NOT_SENT)
 def render(err: AuthError, locale: str, path: str = "") -> Response:
     status = err.status
     msg = _BY_CODE.get(err.code) or text_for(err, locale)
-    if err.code is ErrorCode.INVALID_FIELD and err.detail:
+    if err.code is ErrorCode.INVALID_FIELD and err.detail and locale == "en":  # the reasons are English
         msg = f"{msg}: {err.detail}"
     if path.endswith("/signup") and err.status >= 500:
         msg = SIGNUP_FAILED
