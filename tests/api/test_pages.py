@@ -500,3 +500,11 @@ async def test_a_wrong_login_or_reset_code_is_audited_against_its_account(h: Har
     assert sorted((e.user_id or 0, e.detail["purpose"]) for e in failed) == [
         (0, "ui_login"), (user.id, "ui_login"), (user.id, "ui_reset"),
     ]
+
+
+async def test_the_failed_link_page_states_the_configured_lifetime(make_harness) -> None:
+    h = await make_harness(verification_ttl=1800)
+    r = await h.client.get("/ui/verify", params={"token": "not.valid"})
+    assert r.status_code == 400 and "expire after 30 minutes" in r.text
+    r = await h.client.get("/ui/verify", params={"token": "not.valid"}, headers={"Accept-Language": "fr"})
+    assert "expirent après 30 minutes" in r.text

@@ -18,6 +18,7 @@ from authgate.core.flows import logout, pin, signup, ui_account, ui_codes, verif
 from authgate.core.flows.login import password_login
 from authgate.core.flows.passwords import reset_password
 from authgate.core.i18n import match_locale
+from authgate.core.messages import span_text
 from authgate.surfaces.common import SurfaceSpec, core_of
 from authgate.web import admin
 from authgate.web.kit import (
@@ -311,8 +312,10 @@ async def new_password_post(request: Request) -> Response:
 
 # --- email verification: the link's landing page, and codes to the email or phone -----------------
 async def verify_retry(request: Request, err: AuthError) -> Response:
+    locale = page_locale(request)
     return render_page(request, "verified.html", status=err.status, seen=await viewer(request),
-                       errors=explain(err, page_locale(request)))
+                       errors=explain(err, locale),
+                       link_lifetime=span_text(locale, core_of(request).settings.verification_ttl))
 
 
 @router.get("/verify")
