@@ -5,6 +5,10 @@ Helpers here are shared by the other ``test_app_*.py`` files.
 
 from __future__ import annotations
 
+import asyncio
+
+import json
+
 from typing import Any
 
 import jwt
@@ -271,6 +275,35 @@ async def test_locked_account_is_423_and_a_reset_unlocks_it(make_harness) -> Non
     r = await h.client.put(f"{BASE}/password", json={"password": "N3w-secret"}, headers=auth(reset))
     assert r.status_code == 200, r.text
     await login(h, password="N3w-secret")
+
+
+async def test_a_locked_account_answers_every_guess_alike_so_guessing_on_learns_nothing(make_harness) -> None:
+    """While the lockout holds the password is not checked: without this the right password got 423
+    and a wrong one 401, so an attacker could keep guessing past the lock and tell when he hit."""
+    h = await make_harness(lockout_threshold=3)
+    await make_user(h)
+    for _ in range(3):
+        r = await h.client.post(f"{BASE}/login", json={"loginID": EMAIL, "password": "Wrong-pass1", "deviceToken": "d"})
+        assert r.status_code == 401
+    answers = set()
+    for guess in ("Wrong-pass2", PASSWORD, "Wrong-pass3"):
+        r = await h.client.post(f"{BASE}/login", json={"loginID": EMAIL, "password": guess, "deviceToken": "d"})
+        answers.add((r.status_code, r.text))
+    assert answers == {(423, json.dumps(error("The account is locked"), separators=(",", ":")))}, answers
+
+
+async def test_parallel_guesses_past_the_threshold_get_the_locked_answer(make_harness) -> None:
+    """Guesses read the account before it was locked, and counted after: past the threshold they
+    get 423, as the right password does then, not the 401 of a plain wrong password."""
+    h = await make_harness(lockout_threshold=3)
+    await make_user(h)
+
+    async def attempt(i: int) -> int:
+        r = await h.client.post(f"{BASE}/login", json={"loginID": EMAIL, "password": f"Wrong-pass{i}", "deviceToken": "d"})
+        return r.status_code
+
+    statuses = await asyncio.gather(*(attempt(i) for i in range(12)))
+    assert sorted(statuses) == [401] * 3 + [423] * 9, statuses
 
 
 LOGIN_422 = [

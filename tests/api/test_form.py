@@ -148,6 +148,9 @@ async def test_lockout_after_ten_failures_then_user_login_failed(h: Harness) -> 
         assert r.status_code == 401
     r = await h.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": SIGNUP["password"]})
     assert (r.status_code, r.json()) == (401, {"message": "User login failed"})
+    # while the lock holds a wrong password gets the same answer: guessing on tells nothing
+    r = await h.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": "wrong-pass"})
+    assert (r.status_code, r.json()) == (401, {"message": "User login failed"})
 
 
 async def test_me_without_session_is_401(h: Harness) -> None:

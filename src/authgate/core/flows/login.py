@@ -40,12 +40,21 @@ async def check_password(
     login = classify(login_id, settings.default_region, field)
     async with core.store.transaction(write=False) as tx:
         user = await find_user(tx, login)
-    stored = user.password_hash if user else None
+        if user is not None and user.is_locked:  # the read may be cached: the lock is settled fresh
+            user = await tx.users.get_any(user.id)
+    now = datetime.now(UTC)
+    # While a lockout holds, the password is not checked at all (a dummy hash keeps the cost):
+    # every attempt, right or wrong, gets the locked answer, so guessing on goes nowhere.
+    locked = user is not None and user.deleted_at is None and lock_active(core, user, now)
+    stored = user.password_hash if user and not locked else None
     if len(password) > MAX_PASSWORD_INPUT:
         ok, rehash = False, False
     else:
         ok, rehash = await core.hasher.verify(stored, password, gone=ctx.gone)
-    now = datetime.now(UTC)
+    if locked:
+        await budget.fail()
+        await _fail(core, ctx, user, "locked")  # type: ignore[arg-type]
+        raise AuthError(ErrorCode.ACCOUNT_LOCKED)
     if user is None or user.deleted_at is not None:
         await budget.fail()
         async with core.store.transaction() as tx:
@@ -65,12 +74,13 @@ async def check_password(
             counted = await tx.users.add_failed_login(user.id)
             if counted is None:
                 raise AuthError(ErrorCode.USER_NOT_FOUND)
-            failures, locked = counted
-            if lockout and failures >= settings.lockout_threshold and not locked:
+            failures, was_locked = counted
+            if lockout and failures >= settings.lockout_threshold and not was_locked:
                 await _lock(core, tx, ctx, user.id, failures, now)
             await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
         await budget.fail()
-        raise AuthError(ErrorCode.INVALID_CREDENTIALS)
+        # Locked since the read (parallel guesses): the locked answer, as the right password gets.
+        raise AuthError(ErrorCode.ACCOUNT_LOCKED if was_locked and lockout else ErrorCode.INVALID_CREDENTIALS)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
