@@ -45,3 +45,48 @@ async def test_a_chunked_body_under_the_limit_is_read(h: Harness) -> None:
 async def test_a_trailing_slash_is_an_unknown_path_not_a_redirect(h: Harness, path: str) -> None:
     r = await h.client.post(path, json={})
     assert r.status_code == 404, (r.status_code, r.headers.get("location"))
+
+
+# A NUL or a lone surrogate, sent as a JSON escape, in one field of one endpoint per surface (the
+# audit's 500s: sync login and client credentials, refresh tokens, a Firebase token, a profile).
+UNUSABLE = [
+    ("/api/auth/login", {"type": "password", "clientId": "c", "clientSecret": "s",
+                         "withPassword": {"emailOrUsername": "known.user", "password": "\\ud800"}},
+     "withPassword.password"),
+    ("/api/auth/login", {"type": "password", "clientId": "a\\u0000", "clientSecret": "s",
+                         "withPassword": {"emailOrUsername": "u", "password": "p"}}, "clientId"),
+    ("/api/auth/login", {"type": "refreshToken", "clientId": "c", "clientSecret": "s", "refreshToken": "\\udfff"},
+     "refreshToken"),
+    ("/api/v1/auth/refresh", {"refreshToken": "\\ud800"}, "refreshToken"),
+    ("/api/v1/auth/firebase/authenticate", {"firebaseToken": "eyJ\\ud800.eyJ.x"}, "firebaseToken"),
+    ("/app/auth/username/info", {"username": "ab\\u0000c"}, "username"),
+    ("/api/auth/v1/login", {"email": "a@example.com", "password": "x\\u0000y"}, "password"),
+]
+
+
+@pytest.mark.parametrize(("path", "fields", "field"), UNUSABLE)
+async def test_a_nul_or_a_lone_surrogate_in_a_json_string_is_422_naming_the_field(
+    hdb: Harness, path: str, fields: dict, field: str
+) -> None:
+    """Valid JSON escapes that no name, password or token has: 422 on every surface and backend,
+    never a 500 from an encoder or from PostgreSQL (surfaces/common.unusable_text)."""
+    import json
+
+    raw = json.dumps(fields).replace("\\\\u", "\\u").encode()  # the escape as sent, not doubled
+    r = await hdb.client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, (path, r.status_code, r.text)
+    assert field in r.text, r.text
+
+
+async def test_a_valid_surrogate_pair_passes(h: Harness) -> None:
+    raw = b'{"email": "emoji@example.com", "password": "S3cure-pass", "username": "emoji", "name": "E\\ud83d\\ude00"}'
+    r = await h.client.post("/api/auth/v1/signup", content=raw)
+    assert r.status_code == 201, r.text
+    assert r.json()["user"]["name"] == "E\U0001F600"
+
+
+async def test_a_nul_in_a_path_is_404(hdb: Harness) -> None:
+    r = await hdb.client.put("/api/customers/a%00b", json={"stripeCustomerId": "cus_1"})
+    assert r.status_code == 404, r.text
+    r = await hdb.client.get("/api/users/1%002")
+    assert r.status_code == 404, r.text

@@ -133,3 +133,21 @@ async def test_control_characters_in_synced_text_are_422_on_both_backends(
         r = await h.client.put("/api/users", json={"username": "nul.probe", field: "a\u0000b"}, headers=SYS)
         assert r.status_code == 422, (backend, r.text)
         assert r.json()["field"] == field and "control characters" in r.json()["message"]
+
+
+async def test_hostile_ids_cursors_and_search_text_are_404_or_422_not_500(make_harness: Any) -> None:
+    """"²" passes str.isdigit but not int(); 20 digits pass int() but not a 64-bit column; a NUL
+    is refused by PostgreSQL even in a LIKE (the eleventh session's audit: each was a 500)."""
+    for backend in ("sqlite", "postgres"):
+        h = await harness(make_harness, backend=backend)
+        for path in ("/api/users/%C2%B2", "/api/users/99999999999999999999"):
+            assert (await h.client.get(path, headers=SYS)).status_code == 404, (backend, path)
+        assert (await h.client.delete("/api/users/99999999999999999999", headers=SYS)).status_code == 404
+        assert (await h.client.post("/api/users/%C2%B2/unlock", headers=SYS)).status_code == 404
+        for query, field in (("userId=%C2%B2", "userId"), ("userId=99999999999999999999", "userId"),
+                             ("type=a%00b", "type")):
+            r = await h.client.get(f"/api/admin/audit?{query}", headers=SYS)
+            assert r.status_code == 422 and envelope(r, 422)["field"] == field, (backend, query, r.text)
+        for query, field in (("cursor=wrI", "cursor"), ("search=a%00b", "search")):
+            r = await h.client.get(f"/api/users?{query}", headers=SYS)
+            assert r.status_code == 422 and envelope(r, 422)["field"] == field, (backend, query, r.text)

@@ -57,3 +57,15 @@ def token(nbytes: int = 32) -> str:
 
 def short_id() -> str:
     return secrets.token_urlsafe(16)
+
+
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in every database
+
+
+def parse_id(raw: str | None) -> int | None:
+    """An id as a client may send it (decimal ASCII digits within 64 bits), or None. ``str.isdigit``
+    alone lets through "²" (which ``int`` refuses) and 20-digit numbers (which the database does)."""
+    if not raw or len(raw) > 19 or not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else None

@@ -337,8 +337,9 @@ async def _user_for(tx: Tx, event: BillingEvent) -> User | None:
     if event.type in _CUSTOMER_EVENTS:
         metadata = _metadata(obj)
         user_id, username = _str(metadata.get("user_id")), _str(metadata.get("username"))
-        if user_id and user_id.isdigit() and len(user_id) <= 19:
-            found = await tx.users.get(int(user_id))
+        wanted = ids.parse_id(user_id)
+        if wanted is not None:
+            found = await tx.users.get(wanted)
         if found is None and username and len(username) <= 320:
             found = await tx.users.get_by_username(username)
         if found is None and not (user_id or username):

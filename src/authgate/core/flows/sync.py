@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError
 
-from authgate.core import audit
+from authgate.core import audit, ids
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode, invalid
 from authgate.core.flows import login
@@ -103,9 +103,10 @@ async def resolve_actor(core: Core, *, user_ctx: str | None, bearer: str | None,
         if ident == SYSTEM:
             return Actor(SYSTEM, system=True)
         user = None
-        if ident.isdigit() and len(ident) <= 20:
+        user_id = ids.parse_id(ident)
+        if user_id is not None:
             async with core.store.transaction(write=False) as tx:
-                user = await tx.users.get(int(ident))
+                user = await tx.users.get(user_id)
         if user is None:
             raise AuthError(ErrorCode.FORBIDDEN, detail="unknown user in x-user-ctx")
         return _admin(user)
@@ -519,15 +520,17 @@ def decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError):
         raw = ""
-    if not raw.isdigit() or len(raw) > 20:
+    value = ids.parse_id(raw)
+    if value is None:
         raise invalid("cursor", "malformed cursor")
-    return int(raw)
+    return value
 
 
 def _user_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 20:
+    value = ids.parse_id(raw)
+    if value is None:
         raise AuthError(ErrorCode.NOT_FOUND, detail="user")
-    return int(raw)
+    return value
 
 
 async def get_user(core: Core, actor: Actor, user_id: str) -> User:
@@ -545,6 +548,8 @@ async def list_users(
         raise invalid("limit", f"1-{MAX_LIST}")
     after = decode_cursor(cursor)
     needle = (search or "").strip().lower()[:320] or None
+    if needle:
+        refuse_control(needle, "search")  # PostgreSQL refuses a NUL even in a LIKE
     async with core.store.transaction(write=False) as tx:
         rows = list(await tx.users.list(needle, limit + 1, after))
     more = len(rows) > limit
@@ -597,10 +602,12 @@ async def list_audit(
         raise invalid("limit", f"1-{MAX_LIST}")
     uid = None
     if user_id:
-        if not user_id.isdigit() or len(user_id) > 20:
+        uid = ids.parse_id(user_id)
+        if uid is None:
             raise invalid("userId", "a user id")
-        uid = int(user_id)
     before = decode_cursor(cursor)
+    if type:
+        refuse_control(type, "type")
     async with core.store.transaction(write=False) as tx:
         rows = list(
             await tx.audit.list(
