@@ -155,6 +155,54 @@ async def test_a_verified_email_links_to_the_existing_account(fhdb: Harness, min
     assert (await fhdb.client.get("/api/auth/v1/users/me", headers=form_session)).status_code == 200
 
 
+async def test_a_claim_unlinks_the_firebase_uid_that_signed_up_with_the_unproven_email(
+    fhdb: Harness, minter: Minter
+) -> None:
+    """An attacker's Firebase password account with the victim's address (unverified) made the
+    account; the victim's Google sign-in claims it. The attacker's uid must not sign back in."""
+    attacker_token = minter.token("uid-attacker", "password", email="victim4@gmail.com", email_verified=False)
+    attacker = await authenticate(fhdb, attacker_token)
+    account_id = attacker["user"]["id"]
+    victim = await authenticate(fhdb, minter.token("uid-victim4", email="victim4@gmail.com"))
+    assert victim["user"]["id"] == account_id and victim["user"]["isEmailVerified"] is True
+    r = await fhdb.client.post(AUTH, json={"firebaseToken": attacker_token})
+    assert r.status_code == 409, r.text  # an unverified claim on a verified address: not a way in
+    async with fhdb.core.store.transaction(write=False) as tx:
+        links = await tx.identities.for_user(int(account_id))
+    assert [i.subject for i in links] == ["uid-victim4"]
+    me = await fhdb.client.get("/api/v1/auth/me", headers=bearer(victim))
+    assert me.status_code == 200
+
+
+async def test_the_same_uid_proving_the_email_later_claims_the_account(fhdb: Harness, minter: Minter) -> None:
+    """Firebase keeps a password account's uid when Google later signs in to it: the uid is the same,
+    the email newly proven. What was set up before the proof (sessions, a phone) must go."""
+    first = await authenticate(fhdb, minter.token("uid-same", "password", email="victim5@gmail.com",
+                                                   email_verified=False))
+    assert first["user"]["isEmailVerified"] is False
+    async with fhdb.core.store.transaction() as tx:  # the attacker proved a phone of their own
+        planted = await tx.users.get(int(first["user"]["id"]), for_update=True)
+        assert planted is not None
+        planted.phone, planted.phone_verified = "+85261234599", True
+        await tx.users.save(planted)
+    owner = await authenticate(fhdb, minter.token("uid-same", email="victim5@gmail.com"))
+    assert owner["user"]["id"] == first["user"]["id"] and owner["user"]["isEmailVerified"] is True
+    assert (await fhdb.client.get("/api/v1/auth/me", headers=bearer(first))).status_code == 401
+    r = await fhdb.client.post("/api/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert r.status_code == 401
+    r = await fhdb.client.post("/app/auth/otp", json={"nature": 1, "loginID": "+85261234599", "sendType": 0})
+    assert r.status_code == 404, r.text  # the planted phone is gone
+    assert (await fhdb.client.get("/api/v1/auth/me", headers=bearer(owner))).status_code == 200
+
+
+async def test_a_name_or_photo_claim_with_a_nul_is_left_out_not_a_500(fhdb: Harness, minter: Minter) -> None:
+    data = await authenticate(fhdb, minter.token("uid-nul", email="nul@gmail.com", name="Jo\u0000hn",
+                                                 picture="https://x.example/\ud800"))
+    async with fhdb.core.store.transaction(write=False) as tx:
+        stored = await tx.users.get(int(data["user"]["id"]))
+    assert stored is not None and stored.full_name is None and stored.avatar_url is None
+
+
 async def test_an_unverified_account_is_claimed_by_the_owner_of_the_email(fhdb: Harness, minter: Minter) -> None:
     """The takeover: an attacker signs up with the victim's address (never verified) and a password;
     the victim's first Google sign-in must not hand the attacker the victim's account."""

@@ -612,6 +612,15 @@ class Identities:
         rows = (await self.s.execute(select(IdentityRow).where(IdentityRow.user_id == user_id))).scalars().all()
         return [_to_model(ExternalIdentity, r) for r in rows]
 
+    async def unlink_others(self, user_id: int, provider: str, subject: str) -> int:
+        result = await self.s.execute(
+            delete(IdentityRow).where(
+                IdentityRow.user_id == user_id,
+                or_(IdentityRow.provider != provider, IdentityRow.subject != subject),
+            )
+        )
+        return int(result.rowcount or 0)
+
 
 class ClientCache:
     """Client apps by client id for ``ttl`` seconds (every app-signed request needs its client);

@@ -63,8 +63,10 @@ class FederatedIdentity:
             email = normalise_email(email) if isinstance(email, str) and email else None
         except AuthError:
             email = None  # an address we cannot use is treated as no address
-        name = claims.get("name")
-        picture = claims.get("picture")
+        # The name and photo are the user's own (Firebase updateProfile): one with a control
+        # character or a lone surrogate (which PostgreSQL or the encoder refuse) is left out.
+        name = claims.get("name") if _clean(claims.get("name")) else None
+        picture = claims.get("picture") if _clean(claims.get("picture")) else None
         return cls(
             provider=provider,
             subject=str(claims["subject"]),
@@ -75,6 +77,16 @@ class FederatedIdentity:
             if isinstance(picture, str) and picture.startswith("https://") and len(picture) <= _URL_MAX
             else None,
         )
+
+
+def _clean(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        refuse_control(value, "claim")
+    except AuthError:
+        return False
+    return True
 
 
 @dataclass
@@ -162,6 +174,11 @@ async def _resolve(
         if user is None:  # the account was deleted: its identity does not sign in again
             raise _Refused(ErrorCode.ACCOUNT_INACTIVE, known.user_id, "deleted")
         _check_usable(core, user)
+        if not user.email_verified and _proves_email(user, identity):
+            # The same uid, now proving the email (Firebase keeps a password account's uid when
+            # Google signs in to it): whoever set up the account before it was proven may not own
+            # the address, so the claim is the one a new link makes.
+            await _claim_unverified_account(core, tx, ctx, user, identity)
         _refresh_profile(user, identity)
         await tx.users.save(user)
         return user, False, False
@@ -218,6 +235,11 @@ async def _claim_unverified_account(
     # get back in with a phone code or a phone password reset.
     user.phone, user.phone_verified = None, False
     user.email_verified = True
+    # Other Firebase uids linked to the account (one that signed up with the address unproven)
+    # would sign straight back in to it: only the identity that proved the email stays.
+    unlinked = await tx.identities.unlink_others(user.id, IDENTITY_PROVIDER, identity.subject)
+    if unlinked:
+        removed.append("identities")
     revoked = await core.sessions.revoke_user(tx, user.id, "email_claimed")
     await audit.record(
         tx, Event.EMAIL_VERIFIED, ctx, user.id, method=IDENTITY_PROVIDER, provider=identity.provider,
@@ -250,9 +272,13 @@ def _identity_row(identity: FederatedIdentity, user_id: int) -> ExternalIdentity
     )
 
 
+def _proves_email(user: User, identity: FederatedIdentity) -> bool:
+    return bool(identity.email_verified and user.email and identity.email == user.email.lower())
+
+
 def _refresh_profile(user: User, identity: FederatedIdentity) -> None:
     """Fill what the account lacks from the provider; never overwrite what the user chose."""
-    if identity.email_verified and user.email and identity.email == user.email.lower():
+    if _proves_email(user, identity):
         user.email_verified = True
     if not user.full_name and identity.name:
         user.full_name = identity.name
