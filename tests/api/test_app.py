@@ -306,6 +306,25 @@ async def test_parallel_guesses_past_the_threshold_get_the_locked_answer(make_ha
     assert sorted(statuses) == [401] * 3 + [423] * 9, statuses
 
 
+async def test_an_access_token_stops_working_on_every_endpoint_while_its_account_is_locked(make_harness) -> None:
+    """A thief's token must stop with the lock (and with a deactivation) on every endpoint, not
+    only on /info: device token, PIN and OTP natures answered 200 before."""
+    h = await make_harness(lockout_threshold=3)
+    await make_user(h)
+    token = (await login(h))["accessToken"]
+    calls = [("GET", "/info", None), ("PUT", "/device-token", {"deviceToken": "dt-2"}),
+             ("PUT", "/pin", {"pin": "4821"}), ("POST", "/pin/verify", {"pin": "4821"})]
+    for method, path, body in calls[:3]:
+        r = await h.client.request(method, f"{BASE}{path}", json=body, headers=auth(token))
+        assert r.status_code == 200, (path, r.text)
+    for _ in range(3):
+        r = await h.client.post(f"{BASE}/login", json={"loginID": EMAIL, "password": "Wrong-pass1", "deviceToken": "d"})
+    await asyncio.sleep(0.6)  # past the user cache
+    for method, path, body in calls:
+        r = await h.client.request(method, f"{BASE}{path}", json=body, headers=auth(token))
+        assert (r.status_code, r.json()) == (423, error("The account is locked")), (path, r.text)
+
+
 LOGIN_422 = [
     ({"loginID": EMAIL, "password": PASSWORD, "deviceToken": "x" * 256}, "deviceToken"),
     ({"loginID": EMAIL, "password": PASSWORD, "deviceToken": ""}, "deviceToken"),

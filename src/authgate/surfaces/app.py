@@ -17,7 +17,7 @@ from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows import accounts, devices, login, logout, otp_natures, passwords, pin
 from authgate.core.flows.otp_natures import Nature, SendType
 from authgate.core.i18n import message
-from authgate.core.model import TokenType
+from authgate.core.model import TokenType, User
 from authgate.core.sessions import Issued, Principal
 from authgate.surfaces.common import JSONResponse, SurfaceSpec, bearer, context, core_of, with_retry_after
 
@@ -48,14 +48,21 @@ def ok(data: Any = None) -> dict[str, Any]:
 
 
 async def caller(request: Request, *kinds: TokenType) -> Principal:
-    """The Bearer access token's principal (401 when missing, invalid, expired or revoked).
+    """The Bearer access token's principal (401 when missing, invalid, expired or revoked; refused
+    when its account has been deleted, deactivated or locked since: accounts.live_user).
 
     Only ``PUT /password`` also takes the reset-limited token of forgot-password.
     """
-    principal = await core_of(request).sessions.authenticate(bearer(request), kinds or TokenType.ACCESS)
+    return (await caller_user(request, *kinds))[0]
+
+
+async def caller_user(request: Request, *kinds: TokenType) -> tuple[Principal, User]:
+    core = core_of(request)
+    principal = await core.sessions.authenticate(bearer(request), kinds or TokenType.ACCESS)
     if principal.user_id is None or principal.session_id is None:
         raise AuthError(ErrorCode.TOKEN_INVALID)
-    return principal
+    reset = principal.typ == TokenType.RESET.value
+    return principal, await accounts.live_user(core, principal.user_id, locked_ok=reset)
 
 
 def tokens(issued: Issued) -> dict[str, Any]:
@@ -150,8 +157,8 @@ async def username_info(body: UsernameInfoBody, request: Request) -> dict[str, A
 
 @router.get("/info")
 async def info(request: Request) -> dict[str, Any]:
-    principal = await caller(request)
-    mine = await accounts.own_contacts(core_of(request), principal.user_id or 0)
+    _, user = await caller_user(request)
+    mine = accounts.own_contacts(core_of(request), user)
     return ok({"email": mine.email, "phone": mine.phone})
 
 
@@ -227,7 +234,7 @@ async def email_verify(body: OtpVerifyBody, request: Request) -> dict[str, Any]:
 @router.post("/phone/verify")
 async def phone_verify(body: OtpVerifyBody, request: Request) -> dict[str, Any]:
     done = await _verify(request, body, Nature.UPDATE_PHONE)
-    mine = await accounts.own_contacts(core_of(request), done.user.id)
+    mine = accounts.own_contacts(core_of(request), await accounts.live_user(core_of(request), done.user.id))
     return ok({"phone": mine.phone})
 
 

@@ -7,6 +7,7 @@ Account check and username info reveal whether an account exists, so both are ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from authgate.core.blur import blur_email, blur_phone, owner_phone
 from authgate.core.errors import AuthError, ErrorCode, invalid
@@ -14,6 +15,7 @@ from authgate.core.flows.users import find_user
 from authgate.core.identifiers import LoginId, classify, normalise_username
 from authgate.core.model import RequestContext, User
 from authgate.core.service import Core
+from authgate.core.sessions import lock_active
 
 
 @dataclass(frozen=True)
@@ -58,19 +60,22 @@ async def username_contacts(
     return Contacts(blur_email(user.email), blur_phone(user.phone))
 
 
-async def own_contacts(core: Core, user_id: int) -> Contacts:
+def own_contacts(core: Core, user: User) -> Contacts:
     """The caller's own email and phone in clear (phone as ``blur.owner_phone`` renders it)."""
-    user = await live_user(core, user_id)
     return Contacts(user.email, owner_phone(user.phone, core.settings.default_region))
 
 
-async def live_user(core: Core, user_id: int) -> User:
+async def live_user(core: Core, user_id: int, *, locked_ok: bool = False) -> User:
     """The user behind an authenticated session: a deleted one is an invalid token, an inactive one
-    is refused."""
+    is refused, and so is one locked while the lockout lasts (its tokens stop with the lock, as its
+    refresh and its cookie sessions do). ``locked_ok``: a password reset's token, which is how a
+    locked account gets unlocked."""
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get(user_id)
     if user is None:
         raise AuthError(ErrorCode.TOKEN_INVALID)
     if not user.is_active:
         raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
+    if not locked_ok and lock_active(core, user, datetime.now(UTC)):
+        raise AuthError(ErrorCode.ACCOUNT_LOCKED)
     return user
