@@ -503,3 +503,22 @@ async def test_errors_follow_the_locale_header(h: Harness) -> None:
     assert r.status_code == 400 and r.json()["error"]["message"] == "缺少或無效的標頭：x-platform"
     r = await caller.check(version="1.0.0", set_={"locale": "fr"})
     assert r.status_code == 426 and "mettre à jour" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"clientId": "\ud800abc"}, {"clientId": "cl_\u0000x"}, {"ts": 10**400}, {"ts": -1},
+     {"nonce": "\ud800" * 16}, {"nonce": "sixteen+chars\u0007bell"}],
+)
+async def test_a_hostile_payload_field_is_403_before_any_lookup(hdb: Harness, change: dict[str, Any]) -> None:
+    """A forged payload (no valid signature needed to reach the client lookup) with a lone
+    surrogate, a NUL, a ts past any clock or an odd nonce: 403 signature_invalid, never a 500."""
+    caller = await user_caller(hdb, await seed_user(hdb))
+    headers = caller.headers()
+    payload = json.loads(base64.urlsafe_b64decode(headers["x-app-payload"] + "=="))
+    payload.update(change)
+    headers["x-app-payload"] = b64url(json.dumps(payload).encode())
+    headers["x-app-signature"] = b64url(hmac.new(caller.secret.encode(), headers["x-app-payload"].encode(),
+                                                 hashlib.sha256).digest())  # signed, as the worst case
+    r = await hdb.client.get(PATH, headers=headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "signature_invalid", r.text

@@ -392,6 +392,11 @@ async def _seeded(h: Harness) -> Harness:
         ({"username": "ok.name", "password": "password1"}, "password"),
         ({"username": "ok.name", "password": "$2b$06$tooshort"}, "password"),
         ({"username": "ok.name", "password": "$2b$31$" + "a" * 53}, "password"),
+        # the right length and prefix, but no bcrypt hash: a cost that is not a number, a cost under
+        # bcrypt's 4, characters outside its alphabet (a 500, and accounts that could never log in)
+        ({"username": "ok.name", "password": "$2b$zz$" + "a" * 53}, "password"),
+        ({"username": "ok.name", "password": "$2b$03$" + "a" * 53}, "password"),
+        ({"username": "ok.name", "password": "$2b$10$" + "!" * 53}, "password"),
         ({"username": "ok.name", "password": "firebase_scrypt$c2FsdA==$aGFzaA=="}, "password"),
         ({"username": "ok.name", "emailVerified": "maybe"}, "emailVerified"),
         ({"firstName": "nobody"}, "username"),

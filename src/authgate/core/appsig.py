@@ -40,6 +40,12 @@ MAX_NONCE = 128
 MAX_PAYLOAD = 4096  # characters of x-app-payload; a real payload is a few hundred
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+# A client id is ours (``cl_`` + URL-safe base64); a nonce printable ASCII. Anything else (a NUL,
+# which PostgreSQL refuses even in a lookup, or a lone surrogate, which cannot be hashed) is a bad
+# payload, answered 403 like any other, before the client is looked up.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+_NONCE = re.compile(r"[ -~]+")
+MAX_TS = 2**40  # about the year 36812; a larger int is no time (and overflows a float)
 _ABSENT_SECRET = "absent-client-secret-used-only-to-spend-equal-time"
 
 # Header names the signature scheme reads (lower case, as HTTP/2 and ASGI carry them).
@@ -113,11 +119,11 @@ def decode_payload(raw: str) -> _Payload:
         raise _refuse("payload_not_object")
     client_id, ts, nonce = obj.get("clientId"), obj.get("ts"), obj.get("nonce")
     method, path, digest = obj.get("method"), obj.get("path"), obj.get("bodySha256")
-    if not isinstance(client_id, str) or not 1 <= len(client_id) <= 128:
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         raise _refuse("payload_client_id")
-    if isinstance(ts, bool) or not isinstance(ts, int):
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < MAX_TS:
         raise _refuse("payload_ts", client_id)
-    if not isinstance(nonce, str) or not MIN_NONCE <= len(nonce) <= MAX_NONCE:
+    if not isinstance(nonce, str) or not MIN_NONCE <= len(nonce) <= MAX_NONCE or not _NONCE.fullmatch(nonce):
         raise _refuse("payload_nonce", client_id)
     if not isinstance(method, str) or not isinstance(path, str) or not path.startswith("/"):
         raise _refuse("payload_method_or_path", client_id)

@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import hmac
 import os
+import re
 import string
 import sys
 import threading
@@ -31,6 +32,9 @@ from authgate.core.hashpool import Gone, HashQueue, HashThreads, Shed
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
 PBKDF2_PREFIX = "pbkdf2_sha256$"
+# $2a$/$2b$/$2y$, a cost of 04-31, then 22 characters of salt and 31 of hash in bcrypt's alphabet:
+# a string of the right length and prefix is not yet a hash that can ever match.
+_BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 FIREBASE_PREFIX = "firebase_scrypt$"  # firebase_scrypt$<salt, base64>$<password hash, base64>
 _PRINTABLE_SPECIALS = set(string.punctuation)
 # Results a hashing thread may hand back in one wake-up of the event loop when hashes queue
@@ -178,7 +182,7 @@ def _lower_priority() -> None:
 def is_accepted_prehash(value: str) -> bool:
     """Hashes accepted on import and re-hashed to argon2id at the next successful login."""
     if value.startswith(BCRYPT_PREFIXES):
-        return len(value) == 60
+        return _BCRYPT.fullmatch(value) is not None
     if value.startswith(ARGON2_PREFIXES):
         return value.count("$") >= 4
     if value.startswith(PBKDF2_PREFIX):
