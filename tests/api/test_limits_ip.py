@@ -144,3 +144,21 @@ async def test_wrong_codes_on_the_form_count_against_the_ip_too(make_harness: Ha
                             json={"otp": code, "user": {"verification-status": "email"}})
     _refused(r)
     assert set(r.json()) == {"message"}
+
+
+async def test_ipv6_clients_are_counted_by_their_64_prefix(make_harness: HarnessFactory) -> None:
+    """Each address of one /64 had a budget of its own: anyone with a /64 (every IPv6 subscriber)
+    had 2^64 of them. Now the /64 shares one; another /64 has its own."""
+    h = await make_harness(limit_account_check="2/minute", trusted_proxies="203.0.113.0/24")
+
+    async def check(ip: str) -> int:
+        r = await h.client.post(f"{BASE}/account/check", json={"loginID": "someone@example.com"},
+                                headers={"x-forwarded-for": ip})
+        return r.status_code == 429  # else 404: the account does not exist
+
+    limited = [await check(f"2001:db8::{i}") for i in range(1, 5)]
+    assert limited == [False, False, True, True], limited
+    assert not await check("2001:db8:0:1::1")  # the next /64
+    assert not await check("::ffff:198.51.100.7")
+    assert not await check("198.51.100.7")  # the same IPv4 client as the mapped address above
+    assert await check("198.51.100.7")

@@ -5,8 +5,30 @@ Rules are named here once; surfaces never pick limits of their own.
 
 from __future__ import annotations
 
+import ipaddress
+
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.ports import RateLimiter
+
+
+_IP_CHARS = "0123456789abcdef:."
+
+
+def limit_key(key: str) -> str:
+    """The key a limit counts under: lower case, and an IPv6 client by its /64. One subscriber
+    is handed a whole /64 (RFC 6177), so counting each of its 2^64 addresses apart gave anyone with
+    one as many budgets as they liked, for every per-IP rule (an IPv4-mapped address counts as its
+    IPv4 address)."""
+    key = key.lower()
+    if ":" not in key or key.strip(_IP_CHARS):
+        return key
+    try:
+        ip = ipaddress.IPv6Address(key)
+    except ValueError:
+        return key
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return f"{ipaddress.IPv6Network((int(ip) >> 64 << 64, 64))}"
 
 
 class Guard:
@@ -18,7 +40,7 @@ class Guard:
         """Count one event; raise 429 (with Retry-After) when over ``limit``."""
         if not self.enabled or not key:
             return
-        wait = await self.limiter.hit(rule, key.lower(), limit)
+        wait = await self.limiter.hit(rule, limit_key(key), limit)
         if wait is not None:
             raise AuthError(ErrorCode.RATE_LIMITED, retry_after=max(1, wait))
 
@@ -26,18 +48,18 @@ class Guard:
         """Refuse when ``limit`` is already used up, without counting (failed-login budgets)."""
         if not self.enabled or not key:
             return
-        wait = await self.limiter.peek(rule, key.lower(), limit)
+        wait = await self.limiter.peek(rule, limit_key(key), limit)
         if wait is not None:
             raise AuthError(ErrorCode.RATE_LIMITED, retry_after=max(1, wait))
 
     async def count(self, rule: str, key: str, limit: str) -> None:
         """Count without refusing (the refusal comes from ``check`` on the next attempt)."""
         if self.enabled and key:
-            await self.limiter.hit(rule, key.lower(), limit)
+            await self.limiter.hit(rule, limit_key(key), limit)
 
     async def clear(self, rule: str, key: str, limit: str) -> None:
         if self.enabled and key:
-            await self.limiter.clear(rule, key.lower(), limit)
+            await self.limiter.clear(rule, limit_key(key), limit)
 
     def budget(self, rule: str, key: str, limit: str) -> Budget:
         """One failure budget (``rule`` for ``key`` within ``limit``): ``check`` it before the
