@@ -350,3 +350,18 @@ async def test_link_by_hand_refusals(h: Harness) -> None:
     assert r.status_code == 422 and r.json()["error"]["field"] == "stripeCustomerId"
     r = await h.client.put("/api/customers/target", json={}, headers=auth)
     assert r.status_code == 422 and r.json()["error"]["field"] == "stripeCustomerId"
+
+
+async def test_an_admin_demoted_since_the_token_was_signed_is_refused_at_once(hsdb: Harness) -> None:
+    """The token still says ROLE_ADMIN for up to an hour; the account no longer does."""
+    await make_user(hsdb, "boss.target")
+    admin = await make_user(hsdb, "demoted.admin", roles=["ROLE_USER", "ROLE_ADMIN"])
+    token, _ = await access_token(hsdb, admin)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with hsdb.core.store.transaction() as tx:
+        row = await tx.users.get(admin.id, for_update=True)
+        assert row is not None
+        row.roles = ["ROLE_USER"]
+        await tx.users.save(row)
+    r = await hsdb.client.put("/api/customers/boss.target", headers=auth, json={"stripeCustomerId": "cus_evil"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text

@@ -175,8 +175,15 @@ async def link_customer(
     subscription_status: str | None = None,
     set_status: bool = False,
 ) -> CustomerView:
-    """An admin (ROLE_ADMIN or above, with a user access token) links a billing customer by hand."""
+    """An admin (ROLE_ADMIN or above, with a user access token) links a billing customer by hand.
+
+    The roles are the account's as stored, not the token's: an admin demoted (or deactivated)
+    since the token was signed is refused at once, as on the sync API (sync.resolve_actor)."""
     if principal.typ != TokenType.ACCESS.value or not principal.has_role_at_least(Role.ADMIN):
+        raise AuthError(ErrorCode.FORBIDDEN)
+    async with core.store.transaction(write=False) as tx:
+        admin = await tx.users.get(principal.user_id or 0)
+    if admin is None or not admin.is_active or not admin.has_role_at_least(Role.ADMIN):
         raise AuthError(ErrorCode.FORBIDDEN)
     stripe_id = _clean_id(stripe_customer_id, "stripeCustomerId")
     assert stripe_id is not None
