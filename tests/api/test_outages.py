@@ -79,3 +79,31 @@ async def test_hung_smtp_server_gives_a_clear_error_quickly(make_harness) -> Non
         assert time.monotonic() - t0 < 10
     finally:
         listener.close()
+
+
+async def test_a_send_that_failed_can_be_retried_at_once(make_harness) -> None:
+    """Every provider try failed: the code is burnt and the one-a-minute wait lifted, so the retry
+    after the provider is back is sent, not 429 for a message that never left."""
+    from tests.api.test_app import BASE, EMAIL, make_user
+
+    h = await make_harness(provider_retries=1)
+    await make_user(h)
+    mailer = h.core.messenger.mailer
+    real = mailer.send
+    down = True
+
+    async def flaky(to: str, subject: str, text: str) -> None:
+        if down:
+            raise ConnectionError("the provider is down")
+        await real(to, subject, text)
+
+    mailer.send = flaky  # type: ignore[method-assign]
+    body = {"nature": 1, "loginID": EMAIL, "sendType": 0}
+    r = await h.client.post(f"{BASE}/otp", json=body)
+    assert r.status_code >= 500, r.text
+    down = False
+    r = await h.client.post(f"{BASE}/otp", json=body)
+    assert r.status_code == 200, r.text
+    assert len(h.outbox) == 1
+    r = await h.client.post(f"{BASE}/otp", json=body)
+    assert r.status_code == 429  # a send that did leave keeps its minute

@@ -52,6 +52,13 @@ async def count_send(core: Core, ctx: RequestContext, purpose: str, identifier: 
     await core.guard.hit("otp_send_hourly", identifier, s.limit_otp_send_hourly)
 
 
+async def send_failed(core: Core, purpose: str, identifier: str) -> None:
+    """A send that never left (every provider try failed): the one-a-minute wait for this address
+    and purpose is lifted, so the caller can retry at once (nothing was half-done, the limit either);
+    the hourly and per-IP counts keep it, as they bound how often anyone may try."""
+    await core.guard.clear("otp_send", f"{purpose}:{identifier}", core.settings.limit_otp_send_purpose)
+
+
 @dataclass(frozen=True)
 class Destination:
     channel: str  # "email" or "sms"
@@ -83,6 +90,7 @@ async def send_code(
                 await core.messenger.sms(dest.address, text)
     except AuthError:
         await core.otp.burn(row.id)
+        await send_failed(core, purpose, identifier)
         raise
     async with core.store.transaction() as tx:
         await audit.record(tx, Event.OTP_SENT, ctx, user_id, purpose=purpose, channel=channel)

@@ -73,6 +73,7 @@ async def send_link(
         await core.messenger.email(user.email, subject, text)
     except AuthError:
         await core.otp.burn(row.id)
+        await codes.send_failed(core, PURPOSE, user.email)
         raise
 
 
