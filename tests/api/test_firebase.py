@@ -506,6 +506,31 @@ async def test_rotation_grace_window_and_concurrent_refreshes_rotate_once(
     )
 
 
+async def test_a_token_two_rotations_old_is_a_replay_too(
+    make_harness: Any, certs: HttpSink, minter: Minter, backend: str
+) -> None:
+    """The session row keeps only the latest and the previous token: a thief who refreshed twice
+    with a stolen R0 was not detected when the owner came back with it. Retired hashes are kept."""
+    h = await make_harness(
+        backend, firebase_project_id=PROJECT, firebase_certs_url=certs.url, refresh_rotation=True,
+        refresh_grace_seconds=0,
+    )
+    r0 = (await authenticate(h, minter.token("uid-chain")))["refreshToken"]
+    chain = [r0]
+    for _ in range(3):
+        r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": chain[-1]})
+        chain.append(envelope_of(r, 200, "OK", "Token refreshed successfully")["refreshToken"])
+    await asyncio.sleep(0.01)
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": chain[0]})
+    error_of(r, 401, "UNAUTHORIZED", "Invalid refresh token")
+    r = await h.client.post("/api/v1/auth/refresh", json={"refreshToken": chain[-1]})
+    error_of(r, 401, "UNAUTHORIZED", "Invalid refresh token")  # the whole session is revoked
+    async with h.core.store.transaction(write=False) as tx:
+        events = await tx.audit.list(user_id=None, type="refresh.reused", since=None, until=None, limit=10,
+                                     before_id=None)
+    assert len(events) == 1
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

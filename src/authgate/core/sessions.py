@@ -166,51 +166,76 @@ class SessionService:
         digest = sha256_hex(refresh_token)
         now = datetime.now(UTC)
         replay = False
+        retired_from: str | None = None
         async with self.store.transaction() as tx:
             # Locked and marked used in one statement; a refusal below rolls the mark back.
             session = await tx.sessions.touch_by_refresh_hash(digest, now)
-            if session is None or session.scope != SessionScope.FULL.value:
-                raise AuthError(ErrorCode.REFRESH_INVALID)
-            if session.revoked_at is not None:
-                raise AuthError(ErrorCode.REFRESH_INVALID)
-            if session.expires_at <= now:
-                raise AuthError(ErrorCode.REFRESH_EXPIRED)
-            user = await tx.users.get(session.user_id)
-            if user is not None and user.is_locked:  # settle the lock under the row's lock
-                user = await tx.users.get(session.user_id, for_update=True)
-            if user is None:
-                raise AuthError(ErrorCode.REFRESH_INVALID)
-            if not user.is_active or lock_in_force(user, now, self.lockout_minutes):
-                raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
-            if user.is_locked:  # the lockout has run out: lift it, as a password login does
-                user.is_locked, user.locked_at, user.failed_logins = False, None, 0
-                await tx.users.save(user)
-                await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
-            if session.refresh_hash != digest:  # the previous token of a rotated session
-                grace = session.rotated_at is not None and now - session.rotated_at <= self.grace
-                cached = self._grace_pair(session) if grace else None
-                if cached is None:
-                    session.revoked_at = now
-                    session.revoked_reason = "refresh_reuse"
-                    await tx.sessions.save(session)
-                    await audit.record(tx, Event.REFRESH_REUSED, None, session.user_id, session=session.id)
-                    replay = True
-                else:
-                    return user, Issued(session, cached[0], cached[1], self.access_ttl)
-            if not replay:
-                new_refresh = refresh_token
-                if self.rotation:
-                    new_refresh = ids.token(32)
-                    session.previous_refresh_hash = digest
-                    session.refresh_hash = sha256_hex(new_refresh)
-                    session.rotated_at = now
-                access, expires_in = await self.access_token(user, session)
-                if self.rotation:
-                    session.grace_sealed = self.keyed.seal(json.dumps([new_refresh, access]))
-                    await tx.sessions.save(session)
-                return user, Issued(session, new_refresh, access, expires_in)
+            if session is None:
+                # A token two or more rotations old is no longer on its session's row: a replay
+                # all the same, and it revokes the whole session (committed, then refused).
+                retired_from = await self._revoke_if_retired(tx, digest, now)
+            else:
+                if session.scope != SessionScope.FULL.value:
+                    raise AuthError(ErrorCode.REFRESH_INVALID)
+                if session.revoked_at is not None:
+                    raise AuthError(ErrorCode.REFRESH_INVALID)
+                if session.expires_at <= now:
+                    raise AuthError(ErrorCode.REFRESH_EXPIRED)
+                user = await tx.users.get(session.user_id)
+                if user is not None and user.is_locked:  # settle the lock under the row's lock
+                    user = await tx.users.get(session.user_id, for_update=True)
+                if user is None:
+                    raise AuthError(ErrorCode.REFRESH_INVALID)
+                if not user.is_active or lock_in_force(user, now, self.lockout_minutes):
+                    raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
+                if user.is_locked:  # the lockout has run out: lift it, as a password login does
+                    user.is_locked, user.locked_at, user.failed_logins = False, None, 0
+                    await tx.users.save(user)
+                    await audit.record(tx, Event.ACCOUNT_UNLOCKED, ctx, user.id, reason="expired")
+                if session.refresh_hash != digest:  # the previous token of a rotated session
+                    grace = session.rotated_at is not None and now - session.rotated_at <= self.grace
+                    cached = self._grace_pair(session) if grace else None
+                    if cached is None:
+                        session.revoked_at = now
+                        session.revoked_reason = "refresh_reuse"
+                        await tx.sessions.save(session)
+                        await audit.record(tx, Event.REFRESH_REUSED, None, session.user_id, session=session.id)
+                        replay = True
+                    else:
+                        return user, Issued(session, cached[0], cached[1], self.access_ttl)
+                if not replay:
+                    new_refresh = refresh_token
+                    if self.rotation:
+                        new_refresh = ids.token(32)
+                        if session.previous_refresh_hash and session.previous_refresh_hash != digest:
+                            await tx.sessions.retire_refresh_hash(
+                                session.previous_refresh_hash, session.id, session.expires_at
+                            )
+                        session.previous_refresh_hash = digest
+                        session.refresh_hash = sha256_hex(new_refresh)
+                        session.rotated_at = now
+                    access, expires_in = await self.access_token(user, session)
+                    if self.rotation:
+                        session.grace_sealed = self.keyed.seal(json.dumps([new_refresh, access]))
+                        await tx.sessions.save(session)
+                    return user, Issued(session, new_refresh, access, expires_in)
+
+        if session is None:
+            if retired_from is not None:
+                self.forget(retired_from)
+            raise AuthError(ErrorCode.REFRESH_INVALID)
         self.forget(session.id)
         raise AuthError(ErrorCode.REFRESH_INVALID)
+
+    async def _revoke_if_retired(self, tx: Tx, digest: str, now: datetime) -> str | None:
+        """The session a rotation retired this token from, now revoked (audit refresh.reused)."""
+        session_id = await tx.sessions.session_of_retired(digest)
+        if session_id is None:
+            return None
+        old = await tx.sessions.get(session_id)
+        if await tx.sessions.revoke(session_id, "refresh_reuse", now):
+            await audit.record(tx, Event.REFRESH_REUSED, None, old.user_id if old else None, session=session_id)
+        return session_id
 
     def _grace_pair(self, session: Session) -> tuple[str, str] | None:
         sealed = session.grace_sealed

@@ -35,6 +35,7 @@ from authgate.storage.tables import (
     IdentityRow,
     KeyRow,
     KvRow,
+    RetiredRefreshRow,
     SecretRow,
     SessionRow,
     UserRow,
@@ -472,6 +473,18 @@ class Sessions:
         stmt = _SESSION_BY_REFRESH_FOR_UPDATE if for_update else _SESSION_BY_REFRESH
         row = (await self.s.execute(stmt, {"p_digest": digest})).first()
         return _to_model(Session, row) if row else None
+
+    async def retire_refresh_hash(self, digest: str, session_id: str, expires_at: datetime) -> None:
+        await self.s.execute(
+            insert(RetiredRefreshRow).values(refresh_hash=digest, session_id=session_id, expires_at=expires_at)
+        )
+
+    async def session_of_retired(self, digest: str) -> str | None:
+        found = await self.s.execute(
+            select(RetiredRefreshRow.session_id).where(RetiredRefreshRow.refresh_hash == digest)
+        )
+        value = found.scalar_one_or_none()
+        return str(value) if value is not None else None
 
     async def touch_by_refresh_hash(self, digest: str, at: datetime) -> Session | None:
         row = (await self.s.execute(_TOUCH_SESSION_BY_REFRESH, {"p_digest": digest, "p_at": at})).first()

@@ -145,6 +145,18 @@ class SessionRow(Base):
     surface: Mapped[str | None] = mapped_column(String(16))
 
 
+class RetiredRefreshRow(Base):
+    """Refresh tokens a rotation has retired, by hash, kept until their session would have expired:
+    presenting one is a replay however many rotations ago it was (CONTRACT §1, reuse detection).
+    ``sessions`` keeps only the latest and the previous hash."""
+
+    __tablename__ = "retired_refresh_tokens"
+
+    refresh_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(40), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class SecretRow(Base):
     __tablename__ = "one_time_secrets"
 
