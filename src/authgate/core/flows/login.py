@@ -52,8 +52,9 @@ async def check_password(
     else:
         ok, rehash = await core.hasher.verify(stored, password, gone=ctx.gone)
     if locked:
+        assert user is not None
         await budget.fail()
-        await _fail(core, ctx, user, "locked")  # type: ignore[arg-type]
+        await _fail(core, ctx, user, "locked")
         raise AuthError(ErrorCode.ACCOUNT_LOCKED)
     if user is None or user.deleted_at is not None:
         await budget.fail()
