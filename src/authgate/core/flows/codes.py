@@ -55,8 +55,7 @@ async def count_send(core: Core, ctx: RequestContext, purpose: str, identifier: 
 async def send_failed(core: Core, purpose: str, identifier: str) -> None:
     """A send that never left (every provider try failed): the one-a-minute wait for this address
     and purpose is lifted, so the caller can retry at once (nothing was half-done, so nothing is
-    held against it);
-    the hourly and per-IP counts keep it, as they bound how often anyone may try."""
+    held against it); the hourly and per-IP counts keep it, as they bound how often anyone tries."""
     await core.guard.clear("otp_send", f"{purpose}:{identifier}", core.settings.limit_otp_send_purpose)
 
 
