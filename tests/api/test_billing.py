@@ -365,3 +365,17 @@ async def test_an_admin_demoted_since_the_token_was_signed_is_refused_at_once(hs
         await tx.users.save(row)
     r = await hsdb.client.put("/api/customers/boss.target", headers=auth, json={"stripeCustomerId": "cus_evil"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+
+
+async def test_a_signed_event_with_a_nul_or_a_lone_surrogate_is_acknowledged_not_a_500(hsdb: Harness) -> None:
+    """Such an event is Stripe's (or the operator's own metadata): a 500 or a 422 would have Stripe
+    retry it for days. Unusable values count as absent; the event is ignored or applied without them."""
+    for body in (
+        event("customer.created", customer("cus_\u0000x", username="someone")),
+        event("customer.created", customer("cus_ok1", username="a\u0000b")),
+        event("customer.created", customer("cus_ok2", username="\ud800")),
+        event("customer.created", customer("cus_ok3"), event_id="evt_\u0000"),
+        event("customer.subscription.created", subscription("cus_\u0000", "active")),
+    ):
+        r = await deliver(hsdb, body)
+        assert r.status_code == 200, r.text

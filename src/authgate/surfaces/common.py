@@ -236,6 +236,9 @@ def install_error_handlers(app: Any, surfaces: Surfaces) -> None:
 
 
 JSON_PREFIXES_EXEMPT = ("/ui",)
+# Bodies that are signed as they are (Stripe's webhook): read by their route byte for byte, and
+# acknowledged even when a field is unusable, since any other answer makes the sender retry.
+RAW_BODY_PATHS = ("/api/billing/stripe/webhook",)
 
 
 def _as_json(scope: Scope) -> Scope:
@@ -350,7 +353,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not message_.get("more_body", False):
                 pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-                field = unusable_text(pending[0]["body"])
+                field = None if scope.get("path") in RAW_BODY_PATHS else unusable_text(pending[0]["body"])
                 if field:
                     await self._reject(scope, receive, send, _unusable(field), close=False)
                     return

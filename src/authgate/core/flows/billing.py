@@ -19,6 +19,7 @@ from authgate.core import appsig, audit, ids
 from authgate.core.audit import Event
 from authgate.core.blur import blur_email, blur_phone
 from authgate.core.errors import AuthError, ErrorCode, invalid
+from authgate.core.identifiers import refuse_control
 from authgate.core.model import RequestContext, Role, TokenType, User
 from authgate.core.ports import Tx
 from authgate.core.service import Core
@@ -233,7 +234,7 @@ async def apply_event(core: Core, event: BillingEvent) -> str:
     obj = event.object
     stripe_id = _str(obj.get("id"))
     status = _str(obj.get("status"))
-    if stripe_id is None or len(stripe_id) > 255 or (
+    if _str(event.id) is None or stripe_id is None or len(stripe_id) > 255 or (
         event.type in _SUBSCRIPTION_EVENTS and (status is None or len(status) > 40)
     ):
         log.warning("stripe_event_ignored", event_id=event.id, type=event.type, reason="malformed_object")
@@ -288,7 +289,15 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A non-empty string without control characters or lone surrogates (which PostgreSQL or the
+    encoder refuse: a 500 that Stripe would retry for days); anything else counts as absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        refuse_control(value, "stripe")
+    except AuthError:
+        return None
+    return value
 
 
 # The ``created`` of the newest event applied, per user and kind, in the kv table:
