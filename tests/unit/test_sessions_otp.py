@@ -206,6 +206,23 @@ async def test_new_send_replaces_the_old_code_but_not_the_daily_failures(make_ha
     assert err.value.status == 429
 
 
+async def test_the_daily_cap_is_the_accounts_across_its_addresses_and_codes(make_harness) -> None:
+    """Codes sent for one account to its email and to its phone share one daily cap of wrong tries
+    (it was per address: the phone's codes got a fresh allowance); and so do codes that carry no
+    address to count by (the hosted pages' login codes were capped per code)."""
+    h = await make_harness(otp_daily_failures=3)
+    async with h.core.store.transaction() as tx:
+        by_mail, mail_code = await h.core.otp.issue(tx, "login", "e@example.com", user_id=77)
+        by_phone, phone_code = await h.core.otp.issue(tx, "login", "+85251234567", user_id=77)
+    wrong = "0000" if "0000" not in (mail_code, phone_code) else "1111"
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            await h.core.otp.consume(by_mail.id, wrong, purpose="login", identifier="e@example.com")
+    with pytest.raises(AuthError) as err:  # the right phone code: the account's cap is used up
+        await h.core.otp.consume(by_phone.id, phone_code, purpose="login", identifier="+85251234567")
+    assert err.value.status == 429
+
+
 async def test_csrf_tokens(h: Harness) -> None:
     token = h.core.keyed.csrf_token("sid-1", 60)
     assert h.core.keyed.csrf_valid(token, "sid-1")

@@ -85,13 +85,18 @@ class OtpService:
 
         Every failure is the same ``otp_invalid`` (wrong, used, expired or burnt), so the answer
         says nothing about which.
+
+        The daily cap on wrong tries is the account's (``user:<id>``) when the code was sent for
+        one, whatever address or surface it went through (CONTRACT §1: the account's count of
+        wrong tries, which a new send does not reset); else the address's, else the code's.
         """
-        daily = self.guard.budget("otp_failures", identifier or secret_id, f"{self.daily_failures}/day")
-        await daily.check()
         now = datetime.now(UTC)
         failed = False
         async with self.store.transaction() as tx:
             row = await tx.secrets.get(secret_id, for_update=True)
+            owner = f"user:{row.user_id}" if row is not None and row.user_id else None
+            daily = self.guard.budget("otp_failures", owner or identifier or secret_id, f"{self.daily_failures}/day")
+            await daily.check()
             if (
                 row is None
                 or row.purpose != purpose
