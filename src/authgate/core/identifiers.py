@@ -69,10 +69,15 @@ def try_phone(raw: str, region: str) -> str | None:
         return None
 
 
+def has_control(value: str) -> bool:
+    """Control characters (NUL among them) or lone surrogates: no name, address or number has
+    them, and PostgreSQL refuses a NUL even in a lookup (a 500, not a 4xx)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
 def refuse_control(value: str, field: str) -> None:
-    """422 naming ``field`` for control characters (NUL among them) and lone surrogates: no name,
-    address or number has them, and PostgreSQL refuses a NUL even in a lookup (a 500, not a 4xx)."""
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+    """422 naming ``field`` for text with ``has_control``."""
+    if has_control(value):
         raise invalid(field, "must not contain control characters")
 
 

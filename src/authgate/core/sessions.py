@@ -40,6 +40,12 @@ def lock_in_force(user: User, now: datetime, lockout_minutes: int) -> bool:
     return now < user.locked_at + timedelta(minutes=lockout_minutes)
 
 
+def account_usable(user: User, now: datetime, lockout_minutes: int) -> bool:
+    """Whether ``user``'s sessions and tokens still work: not deactivated, and not locked while the
+    lockout lasts. One rule for cookie sessions, refreshes and every surface's access tokens."""
+    return user.is_active and not lock_in_force(user, now, lockout_minutes)
+
+
 def lock_active(core: Core, user: User, now: datetime) -> bool:
     """``lock_in_force`` with the configured lockout (AUTHGATE_LOCKOUT_MINUTES)."""
     return lock_in_force(user, now, core.settings.lockout_minutes)
@@ -186,7 +192,7 @@ class SessionService:
                     user = await tx.users.get(session.user_id, for_update=True)
                 if user is None:
                     raise AuthError(ErrorCode.REFRESH_INVALID)
-                if not user.is_active or lock_in_force(user, now, self.lockout_minutes):
+                if not account_usable(user, now, self.lockout_minutes):
                     raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
                 if user.is_locked:  # the lockout has run out: lift it, as a password login does
                     user.is_locked, user.locked_at, user.failed_logins = False, None, 0
@@ -316,8 +322,7 @@ class SessionService:
             or session.revoked_at is not None
             or session.expires_at <= now
             or session.scope != SessionScope.FULL.value
-            or not user.is_active
-            or lock_in_force(user, now, self.lockout_minutes)
+            or not account_usable(user, now, self.lockout_minutes)
         ):
             raise AuthError(ErrorCode.TOKEN_INVALID)
         structlog.contextvars.bind_contextvars(user_id=str(user.id))

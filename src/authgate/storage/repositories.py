@@ -78,7 +78,6 @@ _SESSION_BY_ID = select(SESSIONS).where(SESSIONS.c.id == bindparam("p_id"))
 _SESSION_BY_REFRESH = select(SESSIONS).where(
     or_(SESSIONS.c.refresh_hash == bindparam("p_digest"), SESSIONS.c.previous_refresh_hash == bindparam("p_digest"))
 )
-_SESSION_BY_REFRESH_FOR_UPDATE = _SESSION_BY_REFRESH.with_for_update()
 # A refresh's lock and its one change in one statement (UPDATE ... RETURNING takes the row lock):
 # a round trip less per refresh on PostgreSQL (docs/performance.md, item 47).
 _TOUCH_SESSION_BY_REFRESH = (
@@ -469,9 +468,8 @@ class Sessions:
         row = (await self.s.execute(_SESSION_BY_ID, {"p_id": session_id})).first()
         return _to_model(Session, row) if row else None
 
-    async def get_by_refresh_hash(self, digest: str, *, for_update: bool = False) -> Session | None:
-        stmt = _SESSION_BY_REFRESH_FOR_UPDATE if for_update else _SESSION_BY_REFRESH
-        row = (await self.s.execute(stmt, {"p_digest": digest})).first()
+    async def get_by_refresh_hash(self, digest: str) -> Session | None:
+        row = (await self.s.execute(_SESSION_BY_REFRESH, {"p_digest": digest})).first()
         return _to_model(Session, row) if row else None
 
     async def retire_refresh_hash(self, digest: str, session_id: str, expires_at: datetime) -> None:

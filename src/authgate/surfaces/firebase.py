@@ -18,9 +18,8 @@ from starlette.responses import Response
 
 from authgate.core.errors import AuthError, ErrorCode, Kind
 from authgate.core.flows import codes, federated, logout, onboarding
-from authgate.core.flows.login import lock_active
 from authgate.core.model import User
-from authgate.core.sessions import Issued
+from authgate.core.sessions import Issued, account_usable
 from authgate.surfaces.common import (
     JSONResponse,
     SurfaceSpec,
@@ -206,7 +205,7 @@ async def current_user(request: Request, *, usable: bool = True) -> User:
         user = await tx.users.get(principal.user_id)
     if user is None:
         raise AuthError(ErrorCode.TOKEN_INVALID)
-    if usable and (not user.is_active or lock_active(core, user, datetime.now(UTC))):
+    if usable and not account_usable(user, datetime.now(UTC), core.settings.lockout_minutes):
         raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
     return user
 

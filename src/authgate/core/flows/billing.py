@@ -19,7 +19,7 @@ from authgate.core import appsig, audit, ids
 from authgate.core.audit import Event
 from authgate.core.blur import blur_email, blur_phone
 from authgate.core.errors import AuthError, ErrorCode, invalid
-from authgate.core.identifiers import refuse_control
+from authgate.core.identifiers import has_control
 from authgate.core.model import RequestContext, Role, TokenType, User
 from authgate.core.ports import Tx
 from authgate.core.service import Core
@@ -291,13 +291,7 @@ def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def _str(value: object) -> str | None:
     """A non-empty string without control characters or lone surrogates (which PostgreSQL or the
     encoder refuse: a 500 that Stripe would retry for days); anything else counts as absent."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        refuse_control(value, "stripe")
-    except AuthError:
-        return None
-    return value
+    return value if isinstance(value, str) and value and not has_control(value) else None
 
 
 # The ``created`` of the newest event applied, per user and kind, in the kv table:

@@ -32,7 +32,7 @@ from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows.onboarding import DEFAULT_LANGUAGE, check_language
 from authgate.core.flows.users import insert_with_free_username, new_user
-from authgate.core.identifiers import normalise_email, refuse_control
+from authgate.core.identifiers import has_control, normalise_email, refuse_control
 from authgate.core.model import AuthProvider, ExternalIdentity, Onboarding, RequestContext, Role, User
 from authgate.core.ports import Tx
 from authgate.core.service import Core
@@ -80,13 +80,7 @@ class FederatedIdentity:
 
 
 def _clean(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        refuse_control(value, "claim")
-    except AuthError:
-        return False
-    return True
+    return isinstance(value, str) and not has_control(value)
 
 
 @dataclass
