@@ -63,6 +63,23 @@ class LimitsRateLimiter:
         except self._errors as exc:
             raise unavailable(exc) from exc
 
+    async def refund(self, rule: str, key: str, limit: str) -> None:
+        """``limits`` has no way to give a hit back: the moving window is a list of timestamps,
+        newest first (``MemoryStorage.events``; a Redis list filled by LPUSH), so the newest entry
+        is dropped. It may be a parallel attempt's rather than this one's: the count is the same
+        and the window ends at most one attempt's duration apart."""
+        try:
+            await self._drop_newest(parse(limit).key_for(rule, key))
+        except self._errors as exc:
+            raise unavailable(exc) from exc
+
+    async def _drop_newest(self, key: str) -> None:
+        if not isinstance(self.storage, MemoryStorage):
+            raise NotImplementedError(f"refund on {type(self.storage).__name__}")
+        events = self.storage.events.get(key)
+        if events:
+            del events[0]
+
 
 class MemoryCache:
     """Set-if-absent with expiry in one process (no Redis). Entries are kept in insertion order,

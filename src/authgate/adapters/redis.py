@@ -22,7 +22,13 @@ def redis_limiter(url: str, timeout: float = 1.0) -> LimitsRateLimiter:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
-    return LimitsRateLimiter(storage, errors=(RedisError,))
+    return RedisRateLimiter(storage, errors=(RedisError,))
+
+
+class RedisRateLimiter(LimitsRateLimiter):
+    async def _drop_newest(self, key: str) -> None:
+        bridge = self.storage.bridge  # type: ignore[attr-defined]
+        await bridge.get_connection().lpop(bridge.prefixed_key(key))
 
 
 # Every key of a batch its own SET NX EX, in one command: a script runs atomically on the server,

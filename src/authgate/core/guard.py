@@ -61,6 +61,11 @@ class Guard:
         if self.enabled and key:
             await self.limiter.clear(rule, limit_key(key), limit)
 
+    async def refund(self, rule: str, key: str, limit: str) -> None:
+        """Give back one counted event (an attempt charged up front that was no failure)."""
+        if self.enabled and key:
+            await self.limiter.refund(rule, limit_key(key), limit)
+
     def budget(self, rule: str, key: str, limit: str) -> Budget:
         """One failure budget (``rule`` for ``key`` within ``limit``): ``check`` it before the
         attempt, ``fail`` it when the attempt turns out to be a failure."""
@@ -89,3 +94,34 @@ class Budget:
     async def fail(self) -> None:
         """Count one failure; the refusal comes from ``check`` on the next attempt."""
         await self.guard.count(self.rule, self.key, self.limit)
+
+    def attempt(self) -> Attempt:
+        """One attempt charged to the budget before it runs, for attempts that take long enough
+        (a password or PIN hash) for parallel ones to overshoot a check-then-count budget:
+        ``check`` and ``fail`` counted only what had finished, so N guesses fired at once all
+        passed the check of a budget with one failure left. Entering counts the attempt (429 when
+        the budget is used up); leaving gives it back unless ``Attempt.fail`` was called."""
+        return Attempt(self)
+
+
+class Attempt:
+    """``async with budget.attempt() as attempt:``; call ``attempt.fail()`` when it failed."""
+
+    __slots__ = ("budget", "failed")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.failed = False
+
+    def fail(self) -> None:
+        self.failed = True
+
+    async def __aenter__(self) -> Attempt:
+        budget = self.budget
+        await budget.guard.hit(budget.rule, budget.key, budget.limit)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if not self.failed:
+            budget = self.budget
+            await budget.guard.refund(budget.rule, budget.key, budget.limit)

@@ -162,6 +162,10 @@ class RateLimiter(Protocol):
     async def peek(self, rule: str, key: str, limit: str) -> int | None: ...
     async def clear(self, rule: str, key: str, limit: str) -> None: ...
 
+    async def refund(self, rule: str, key: str, limit: str) -> None:
+        """Remove the newest counted hit (none when the window is empty)."""
+        ...
+
 
 class SharedCache(Protocol):
     """Cross-node state (Redis when configured, process memory otherwise)."""

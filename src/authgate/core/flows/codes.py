@@ -113,15 +113,15 @@ async def check_code(
     secret is limited per IP), on top of the 5 tries per code; past it, 429 before the code is
     looked at."""
     budget = core.guard.budget(FAILED_CODE_RULE, ctx.ip or "", core.settings.limit_failed_login)
-    await budget.check()
-    try:
-        row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
-    except AuthError as exc:
-        if exc.code is ErrorCode.OTP_INVALID:
-            await budget.fail()
-            async with core.store.transaction() as tx:
-                await audit.record(tx, Event.OTP_FAILED, ctx, user_id, purpose=purpose)
-        raise
+    async with budget.attempt() as attempt:  # charged up front: see Budget.attempt
+        try:
+            row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
+        except AuthError as exc:
+            if exc.code is ErrorCode.OTP_INVALID:
+                attempt.fail()
+                async with core.store.transaction() as tx:
+                    await audit.record(tx, Event.OTP_FAILED, ctx, user_id, purpose=purpose)
+            raise
     async with core.store.transaction() as tx:
         await audit.record(tx, Event.OTP_VERIFIED, ctx, row.user_id, purpose=purpose)
     return row

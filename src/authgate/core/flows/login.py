@@ -14,6 +14,7 @@ from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows.users import find_user
+from authgate.core.guard import Attempt
 from authgate.core.identifiers import classify
 from authgate.core.model import RequestContext, User
 from authgate.core.ports import Tx
@@ -33,10 +34,19 @@ class LoginResult:
 async def check_password(
     core: Core, ctx: RequestContext, login_id: str, password: str, *, field: str = "loginID"
 ) -> User:
-    """Return the user whose password this is, or raise; counts failures and locks accounts."""
+    """Return the user whose password this is, or raise; counts failures and locks accounts.
+
+    The attempt is charged to the client IP's failed-login budget before the hash and given back
+    when it was no failure, so guesses fired in parallel cannot overshoot the budget."""
+    budget = core.guard.budget("failed_login_ip", ctx.ip or "", core.settings.limit_failed_login)
+    async with budget.attempt() as attempt:
+        return await _check_password(core, ctx, login_id, password, field, attempt)
+
+
+async def _check_password(
+    core: Core, ctx: RequestContext, login_id: str, password: str, field: str, attempt: Attempt
+) -> User:
     settings = core.settings
-    budget = core.guard.budget("failed_login_ip", ctx.ip or "", settings.limit_failed_login)
-    await budget.check()
     login = classify(login_id, settings.default_region, field)
     async with core.store.transaction(write=False) as tx:
         user = await find_user(tx, login)
@@ -53,11 +63,11 @@ async def check_password(
         ok, rehash = await core.hasher.verify(stored, password, gone=ctx.gone)
     if locked:
         assert user is not None
-        await budget.fail()
+        attempt.fail()
         await _fail(core, ctx, user, "locked")
         raise AuthError(ErrorCode.ACCOUNT_LOCKED)
     if user is None or user.deleted_at is not None:
-        await budget.fail()
+        attempt.fail()
         async with core.store.transaction() as tx:
             await audit.record(tx, Event.LOGIN_FAILED, ctx, reason="unknown_user", kind=login.kind.name)
         raise AuthError(ErrorCode.USER_NOT_FOUND)
@@ -79,7 +89,7 @@ async def check_password(
             if lockout and failures >= settings.lockout_threshold and not was_locked:
                 await _lock(core, tx, ctx, user.id, failures, now)
             await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
-        await budget.fail()
+        attempt.fail()
         # Locked since the read (parallel guesses): the locked answer, as the right password gets.
         raise AuthError(ErrorCode.ACCOUNT_LOCKED if was_locked and lockout else ErrorCode.INVALID_CREDENTIALS)
     async with core.store.transaction() as tx:
@@ -98,7 +108,7 @@ async def check_password(
                 user = await _lock(core, tx, ctx, user.id, failures, now) or user
             await audit.record(tx, Event.LOGIN_FAILED, ctx, user.id, reason="bad_password")
     if not ok:
-        await budget.fail()
+        attempt.fail()
         raise AuthError(ErrorCode.INVALID_CREDENTIALS)
     if user.is_locked:
         await _fail(core, ctx, user, "locked")

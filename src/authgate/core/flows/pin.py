@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode, invalid
+from authgate.core.guard import Attempt
 from authgate.core.model import RequestContext
 from authgate.core.service import Core
 
@@ -49,7 +50,11 @@ async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *,
     """Succeed or raise ``pin_invalid`` (401), ``pin_locked`` (423) or ``pin_not_set`` (409)."""
     check_pin_shape(pin, field)
     budget = core.guard.budget(FAILED_PIN_RULE, ctx.ip or "", core.settings.limit_failed_login)
-    await budget.check()
+    async with budget.attempt() as attempt:  # charged before the hash: see Budget.attempt
+        await _verify_pin(core, ctx, user_id, pin, attempt)
+
+
+async def _verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, attempt: Attempt) -> None:
     limit = max(1, core.settings.pin_max_tries)
     async with core.store.transaction() as tx:
         user = await tx.users.get(user_id, for_update=True)
@@ -77,5 +82,5 @@ async def verify_pin(core: Core, ctx: RequestContext, user_id: int, pin: str, *,
         failures = user.pin_failures
         await audit.record(tx, Event.PIN_FAILED, ctx, user.id, failures=failures)
     if not ok:
-        await budget.fail()
+        attempt.fail()
     raise AuthError(ErrorCode.PIN_LOCKED if failures >= limit else ErrorCode.PIN_INVALID)
