@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authgate import __version__
 from authgate.config import Settings
 from authgate.container import Container, build
+from authgate.core import maintenance
 from authgate.core.errors import AuthError
 from authgate.core.service import Core
 from authgate.storage.db import SchemaNotReady
@@ -144,6 +145,8 @@ def create_app(settings: Settings, *, core: Core | None = None, internal: bool =
             # `authgate serve` runs start-up with the collector off (cli.serve); it starts here.
             gc.freeze()
             gc.enable()
+            if settings.purge_interval:
+                container.closers.append(maintenance.schedule(container.core))  # closed first (LIFO)
         try:
             yield
         finally:

@@ -158,6 +158,16 @@ def users_import(
 
 
 @cli.command()
+def purge() -> None:
+    """Delete sessions, retired refresh tokens and one-time secrets expired for longer than
+    AUTHGATE_PURGE_AFTER (the server does it every AUTHGATE_PURGE_INTERVAL seconds; this is for
+    cron when that is 0). Prints the counts deleted."""
+    from authgate.core.maintenance import purge as purge_expired
+
+    typer.echo(json.dumps(_with_core(purge_expired)))
+
+
+@cli.command()
 def openapi() -> None:
     """Print the OpenAPI document of every surface."""
     from authgate.app import create_app

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     jwt_leeway: int = 30
     key_refresh_seconds: float = 30.0
     revocation_cache_seconds: float = 0.5
+    # Housekeeping (core/maintenance.py): rows past their expiry by more than purge_after seconds
+    # are deleted every purge_interval seconds by one node of the cluster; 0 turns the schedule
+    # off (run `authgate purge` from cron instead).
+    purge_interval: int = Field(default=3600, ge=0)
+    purge_after: int = Field(default=7 * 24 * 3600, ge=0)
 
     # --- passwords -----------------------------------------------------------------------------
     password_min_length: int = 6

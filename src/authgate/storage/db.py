@@ -43,7 +43,7 @@ log = structlog.get_logger("authgate.storage")
 _UNREACHABLE = (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError)
 
 # The Alembic revision this code expects (tests check it is the migrations' head).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 class SchemaNotReady(RuntimeError):

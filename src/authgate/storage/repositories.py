@@ -477,6 +477,21 @@ class Sessions:
             insert(RetiredRefreshRow).values(refresh_hash=digest, session_id=session_id, expires_at=expires_at)
         )
 
+    async def purge_expired(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` sessions that expired before ``before``, and up to ``limit``
+        retired refresh tokens (each expires with its session as it was when retired, so none
+        outlives its session)."""
+        ids = select(SessionRow.id).where(SessionRow.expires_at < before).limit(limit).scalar_subquery()
+        gone = await self.s.execute(delete(SessionRow).where(SessionRow.id.in_(ids)))
+        hashes = (
+            select(RetiredRefreshRow.refresh_hash)
+            .where(RetiredRefreshRow.expires_at < before)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        retired = await self.s.execute(delete(RetiredRefreshRow).where(RetiredRefreshRow.refresh_hash.in_(hashes)))
+        return int(gone.rowcount or 0) + int(retired.rowcount or 0)
+
     async def session_of_retired(self, digest: str) -> str | None:
         found = await self.s.execute(
             select(RetiredRefreshRow.session_id).where(RetiredRefreshRow.refresh_hash == digest)
@@ -575,8 +590,10 @@ class Secrets:
             .values(used_at=at)
         )
 
-    async def purge_expired(self, before: datetime) -> int:
-        result = await self.s.execute(delete(SecretRow).where(SecretRow.expires_at < before))
+    async def purge_expired(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` secrets that expired before ``before`` (used or not)."""
+        ids = select(SecretRow.id).where(SecretRow.expires_at < before).limit(limit).scalar_subquery()
+        result = await self.s.execute(delete(SecretRow).where(SecretRow.id.in_(ids)))
         return int(result.rowcount or 0)
 
 

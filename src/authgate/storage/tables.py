@@ -133,7 +133,7 @@ class SessionRow(Base):
     grace_sealed: Mapped[str | None] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(String(16), default="full")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)  # the purge's
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
@@ -154,7 +154,7 @@ class RetiredRefreshRow(Base):
 
     refresh_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(String(40), index=True)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)  # the purge's
 
 
 class SecretRow(Base):
@@ -168,7 +168,7 @@ class SecretRow(Base):
     channel: Mapped[str | None] = mapped_column(String(16))
     tries: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)  # the purge's
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_one_time_secrets_lookup", "purpose", "identifier"),)
