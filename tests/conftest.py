@@ -97,7 +97,7 @@ async def reset_postgres(url: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "TRUNCATE users, external_identities, sessions, one_time_secrets, signing_keys, "
+                "TRUNCATE users, external_identities, sessions, retired_refresh_tokens, one_time_secrets, signing_keys, "
                 "client_apps, audit_events, kv CASCADE"
             )
         )
