@@ -90,3 +90,15 @@ async def test_a_nul_in_a_path_is_404(hdb: Harness) -> None:
     assert r.status_code == 404, r.text
     r = await hdb.client.get("/api/users/1%002")
     assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("path", [path for path, _ in ENDPOINTS])
+async def test_a_number_past_pythons_int_limit_is_a_malformed_body_in_the_surface_envelope(
+    h: Harness, path: str
+) -> None:
+    """json.loads refuses integers over 4,300 digits with a plain ValueError (not a decode error):
+    400 in the surface's envelope, as for any malformed body, never a 500."""
+    body = b'{"email": ' + b"7" * 5000 + b', "password": [' + b"9" * 5000 + b"]}"
+    r = await h.client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "Malformed JSON body" in r.text
