@@ -38,10 +38,13 @@ async def make_user(
         h.core,
         username,
         email=email,
-        email_verified=bool(email),
         phone=phone,
-        phone_verified=bool(phone),
-        **{"password_hash": await h.core.hasher.hash(password) if password else None, **fields},
+        **{
+            "email_verified": bool(email),
+            "phone_verified": bool(phone),
+            "password_hash": await h.core.hasher.hash(password) if password else None,
+            **fields,
+        },
     )
     async with h.core.store.transaction() as tx:
         await tx.users.create(user)

@@ -246,6 +246,99 @@ async def test_otp_login_refused_for_locked_or_inactive_accounts(h: Harness) -> 
     assert (r.status_code, r.json()) == (401, error("The account is inactive"))
 
 
+# --- pre-account takeover (core/flows/ownership.py) -----------------------------------------------
+async def test_a_code_login_hands_a_never_proven_account_to_the_owner_of_the_address(hdb: Harness) -> None:
+    """The takeover: someone signs up with the victim's address and a password (never verified),
+    keeps a session and sets a PIN; the victim's first login by an emailed code must not leave them
+    in an account the stranger can still open."""
+    r = await hdb.client.post("/api/auth/v1/signup", json={
+        "email": "victim@example.com", "name": "Mallory", "username": "mallory", "password": "Att4cker-pass",
+        "metadata": {"phone-number": "+85261234567"},
+    })
+    assert r.status_code == 201 and r.json()["user"]["emailVerified"] is False, r.text
+    account_id = int(r.json()["user"]["id"])
+    form_session = {"x-qt-auth": r.headers["x-qt-auth"]}
+    stranger = await login(hdb, "mallory", "Att4cker-pass")
+    r = await hdb.client.put(f"{BASE}/pin", json={"pin": "4821"}, headers=auth(stranger["accessToken"]))
+    assert r.status_code == 200, r.text
+
+    token = await send_otp(hdb, 1, "victim@example.com")
+    r = await verify(hdb, "/login/verify", hdb.last_code(), token)
+    assert r.status_code == 200, r.text
+    victim = r.json()["data"]
+    assert claims(victim["accessToken"])["sub"] == str(account_id)
+
+    # the stranger's password, PIN, phone and sessions are gone
+    for login_id in ("mallory", "victim@example.com"):
+        r = await hdb.client.post(f"{BASE}/login", json={"loginID": login_id, "password": "Att4cker-pass", "deviceToken": "d-1"})
+        assert r.status_code == 401, r.text
+    r = await hdb.client.post("/api/auth/v1/login", json={"username": "mallory", "password": "Att4cker-pass"})
+    assert r.status_code == 401
+    assert (await hdb.client.get("/api/auth/v1/users/me", headers=form_session)).status_code == 401
+    assert (await hdb.client.get(f"{BASE}/info", headers=auth(stranger["accessToken"]))).status_code == 401
+    r = await hdb.client.post("/api/v1/auth/refresh", json={"refreshToken": stranger["refreshToken"]})
+    assert r.status_code == 401, r.text
+    r = await hdb.client.post(f"{BASE}/otp", json={"nature": 3, "loginID": "+85261234567", "sendType": 0})
+    assert r.status_code == 404, r.text  # nor can they come back through their phone
+    # the owner is signed in, and stays so
+    r = await hdb.client.get(f"{BASE}/info", headers=auth(victim["accessToken"]))
+    assert r.json()["data"] == {"email": "victim@example.com", "phone": None}
+    user = await get_user(hdb, account_id)
+    assert user.password_hash is None and user.pin_hash is None and user.email_verified and user.phone is None
+    async with hdb.core.store.transaction(write=False) as tx:
+        events = {
+            kind: [e.detail for e in await tx.audit.list(user_id=account_id, type=kind)]
+            for kind in ("email.verified", "password.reset", "session.revoked")
+        }
+    assert events == {
+        "email.verified": [{"method": "otp", "nature": 1, "credentials_removed": ["password", "pin", "phone"]}],
+        "password.reset": [{"reason": "email_claimed", "removed": True}],
+        "session.revoked": [{"count": 2, "reason": "email_claimed"}],
+    }
+
+
+async def test_a_reset_code_by_sms_claims_a_never_proven_account_for_the_phone(h: Harness) -> None:
+    user = await make_user(h, email="stranger@example.com", email_verified=False, phone_verified=False)
+    old = await login(h, "stranger@example.com")
+    token = await send_otp(h, 3, PHONE)
+    r = await verify(h, "/forgot-password/verify", int(last_sms_code(h)), token)
+    assert r.status_code == 200, r.text
+    reset = r.json()["data"]["accessToken"]
+    claimed = await get_user(h, user.id)
+    assert claimed.email is None and claimed.phone == PHONE and claimed.phone_verified
+    assert claimed.password_hash is None
+    assert (await h.client.get(f"{BASE}/info", headers=auth(old["accessToken"]))).status_code == 401
+    r = await h.client.put(f"{BASE}/password", json={"password": "Fresh-pass9"}, headers=auth(reset))
+    assert r.status_code == 200, r.text
+    await login(h, PHONE, "Fresh-pass9")
+    r = await h.client.post(f"{BASE}/login", json={"loginID": "stranger@example.com", "password": "Fresh-pass9", "deviceToken": "d-1"})
+    assert r.status_code == 401, r.text  # the address is no longer the account's
+
+
+async def test_an_account_that_proved_an_address_keeps_its_credentials(h: Harness) -> None:
+    """The phone was proven: the account's holder is known, and a code to its email only verifies it."""
+    user = await make_user(h, email_verified=False)
+    session = await login(h)
+    token = await send_otp(h, 1, EMAIL)
+    r = await verify(h, "/login/verify", h.last_code(), token)
+    assert r.status_code == 200, r.text
+    kept = await get_user(h, user.id)
+    assert kept.email_verified and kept.phone == PHONE and kept.password_hash == user.password_hash
+    assert (await h.client.get(f"{BASE}/info", headers=auth(session["accessToken"]))).status_code == 200
+    await login(h)
+
+
+async def test_a_refused_code_login_claims_nothing(h: Harness) -> None:
+    from datetime import UTC, datetime
+
+    user = await make_user(h, email_verified=False, phone_verified=False, is_locked=True, locked_at=datetime.now(UTC))
+    token = await send_otp(h, 1, EMAIL)
+    r = await verify(h, "/login/verify", h.last_code(), token)
+    assert r.status_code == 423, r.text
+    kept = await get_user(h, user.id)
+    assert kept.password_hash == user.password_hash and kept.phone == PHONE and not kept.email_verified
+
+
 # --- signup --------------------------------------------------------------------------------------
 async def test_signup_by_email_creates_a_verified_user_without_password(hdb: Harness) -> None:
     token = await send_otp(hdb, 2, "New.Person@Example.com")

@@ -442,3 +442,5 @@ async def test_the_link_email_states_the_configured_lifetime(make_harness, ttl: 
     r = await h.client.post("/api/auth/v1/users/send-verification-link", json={"email": SIGNUP["email"]})
     assert r.status_code == 200
     assert says in h.outbox[-1][2]
+    # whoever gets a link for an account they did not open is told not to verify it for a stranger
+    assert "If you did not sign up, ignore this email: the address stays unverified." in h.outbox[-1][2]

@@ -23,11 +23,16 @@ _OTP_TEXT = {
     "sw": ("Nambari yako ya uthibitisho", "Nambari yako ya uthibitisho ni {code}. Itaisha baada ya dakika {minutes}."),
 }
 _LINK_TEXT = {
-    "en": ("Verify your email", "Open this link to verify your email address:\n\n{link}\n\nIt expires in {span}."),
-    "zh-Hant": ("驗證您的電子郵件", "請打開以下連結以驗證您的電子郵件地址：\n\n{link}\n\n連結將於 {span}後失效。"),
-    "zh": ("验证您的电子邮件", "请打开以下链接以验证您的电子邮件地址：\n\n{link}\n\n链接将在 {span}后失效。"),
-    "fr": ("Vérifiez votre adresse e-mail", "Ouvrez ce lien pour vérifier votre adresse e-mail :\n\n{link}\n\nIl expire dans {span}."),
-    "sw": ("Thibitisha barua pepe yako", "Fungua kiungo hiki kuthibitisha barua pepe yako:\n\n{link}\n\nKitaisha baada ya {span}."),
+    "en": ("Verify your email", "Open this link to verify your email address:\n\n{link}\n\nIt expires in {span}. If you did not "
+            "sign up, ignore this email: the address stays unverified."),
+    "zh-Hant": ("驗證您的電子郵件", "請打開以下連結以驗證您的電子郵件地址：\n\n{link}\n\n連結將於 {span}後失效。"
+                "如果您沒有註冊，請忽略此郵件，該地址不會被驗證。"),
+    "zh": ("验证您的电子邮件", "请打开以下链接以验证您的电子邮件地址：\n\n{link}\n\n链接将在 {span}后失效。"
+           "如果您没有注册，请忽略此邮件，该地址不会被验证。"),
+    "fr": ("Vérifiez votre adresse e-mail", "Ouvrez ce lien pour vérifier votre adresse e-mail :\n\n{link}\n\nIl expire dans {span}. "
+           "Si vous ne vous êtes pas inscrit, ignorez cet e-mail : l'adresse restera non vérifiée."),
+    "sw": ("Thibitisha barua pepe yako", "Fungua kiungo hiki kuthibitisha barua pepe yako:\n\n{link}\n\nKitaisha baada ya {span}. "
+           "Kama hukujisajili, puuza barua pepe hii: anwani haitathibitishwa."),
 }
 # (hours, minutes) of a link's lifetime, AUTHGATE_VERIFICATION_TTL: hours from two hours up.
 _SPANS = {

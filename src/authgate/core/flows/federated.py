@@ -30,6 +30,7 @@ from typing import Any
 from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.flows import ownership
 from authgate.core.flows.onboarding import DEFAULT_LANGUAGE, check_language
 from authgate.core.flows.users import insert_with_free_username, new_user
 from authgate.core.identifiers import has_control, normalise_email, refuse_control
@@ -215,34 +216,14 @@ async def _resolve(
 async def _claim_unverified_account(
     core: Core, tx: Tx, ctx: RequestContext, user: User, identity: FederatedIdentity
 ) -> None:
-    """The provider proved the email; the account had never proved it. Whoever set the account's
-    password, PIN or phone, or holds its sessions, may not own the address (anyone can sign up with any
-    email), so, as Firebase does when a trusted provider signs in to an unverified email/password
-    account, those credentials go: the owner of the email keeps the account, and sets a password
-    again through the usual reset if they want one. Runs inside the sign-in's transaction, before
-    its own session is started."""
-    held = (("password", user.password_hash), ("pin", user.pin_hash), ("phone", user.phone))
-    removed = [name for name, value in held if value]
-    user.password_hash = None
-    user.pin_hash, user.pin_failures = None, 0
-    # The phone too: whoever held the account could have verified a phone of their own, and would
-    # get back in with a phone code or a phone password reset.
-    user.phone, user.phone_verified = None, False
-    user.email_verified = True
-    # Other Firebase uids linked to the account (one that signed up with the address unproven)
-    # would sign straight back in to it: only the identity that proved the email stays.
-    unlinked = await tx.identities.unlink_others(user.id, IDENTITY_PROVIDER, identity.subject)
-    if unlinked:
-        removed.append("identities")
-    revoked = await core.sessions.revoke_user(tx, user.id, "email_claimed")
-    await audit.record(
-        tx, Event.EMAIL_VERIFIED, ctx, user.id, method=IDENTITY_PROVIDER, provider=identity.provider,
-        credentials_removed=removed or None,
+    """The provider proved the email; the account had never proved it: as Firebase does when a
+    trusted provider signs in to an unverified email/password account, the account goes to the
+    owner of the email (core/flows/ownership.claim: password, PIN, phone, other identities and
+    sessions removed). Runs inside the sign-in's transaction, before its own session is started."""
+    await ownership.claim(
+        core, tx, ctx, user, "email", keep_identity=(IDENTITY_PROVIDER, identity.subject),
+        method=IDENTITY_PROVIDER, provider=identity.provider,
     )
-    if "password" in removed:
-        await audit.record(tx, Event.PASSWORD_RESET, ctx, user.id, reason="email_claimed", removed=True)
-    if revoked:
-        await audit.record(tx, Event.SESSION_REVOKED, ctx, user.id, count=len(revoked), reason="email_claimed")
 
 
 def username_seed(identity: FederatedIdentity) -> str:

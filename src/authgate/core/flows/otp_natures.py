@@ -26,7 +26,7 @@ from enum import IntEnum
 from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode, invalid
-from authgate.core.flows import codes
+from authgate.core.flows import codes, ownership
 from authgate.core.flows.login import lock_active
 from authgate.core.flows.users import find_user, insert_with_free_username, new_user
 from authgate.core.identifiers import LoginId, classify
@@ -222,7 +222,14 @@ async def verify_otp(
         user = await _owner(tx, row)
         if not user.is_active:
             raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
-        _mark_verified(user, row)
+        if ownership.never_proven(user):
+            # The first proof of any address, by someone not signed in: the account is theirs, not
+            # whoever set its password (core/flows/ownership.py). Rolled back if refused below.
+            await ownership.claim(
+                core, tx, ctx, user, "email" if row.channel == EMAIL else "phone", method="otp", nature=int(nature)
+            )
+        else:
+            _mark_verified(user, row)
         now = datetime.now(UTC)
         if nature is Nature.LOGIN:
             if lock_active(core, user, now):
