@@ -328,6 +328,19 @@ async def test_an_account_that_proved_an_address_keeps_its_credentials(h: Harnes
     await login(h)
 
 
+async def test_an_account_an_operator_opened_keeps_its_credentials(h: Harness) -> None:
+    """A synced or imported account is vouched for by whoever set it up: its first code login
+    verifies the address and keeps the imported password."""
+    user = await make_user(h, email_verified=False, phone_verified=False, created_by="admin-7")
+    token = await send_otp(h, 1, EMAIL)
+    r = await verify(h, "/login/verify", h.last_code(), token)
+    assert r.status_code == 200, r.text
+    kept = await get_user(h, user.id)
+    assert kept.email_verified and not kept.phone_verified and kept.phone == PHONE
+    assert kept.password_hash == user.password_hash
+    await login(h)
+
+
 async def test_a_refused_code_login_claims_nothing(h: Harness) -> None:
     from datetime import UTC, datetime
 

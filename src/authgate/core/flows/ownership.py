@@ -8,7 +8,8 @@ the account, and the account had not proven it before, the proof wins: ``claim``
 password, the PIN, the other address and every linked identity but the one that proved it, revokes
 every session, and marks the address verified. The owner sets a password again through the usual
 reset. Callers decide when the proof is one (core/flows/federated.py: a provider's verified email;
-core/flows/otp_natures.py: a login or reset code to an account that never proved any address);
+core/flows/otp_natures.py: a login or reset code to a self-opened account that never proved any
+address);
 this module is only what the claim does, once, inside the caller's transaction and before the
 caller's own session is started.
 
@@ -31,8 +32,12 @@ Address = Literal["email", "phone"]
 
 
 def never_proven(user: User) -> bool:
-    """True while no address of the account has been proven: whoever set it up is unknown."""
-    return not user.email_verified and not user.phone_verified
+    """True while nobody is known to hold the account: no address of it has been proven, and it
+    was opened by a sign-up (``created_by`` empty, or a provider's ``firebase:…``), not by an
+    operator (a sync client or the CLI), who vouches for the account they set up."""
+    if user.email_verified or user.phone_verified:
+        return False
+    return not user.created_by or user.created_by.startswith("firebase:")
 
 
 async def claim(
