@@ -226,6 +226,24 @@ async def test_email_and_phone_clear_for_self_admin_and_client_token(h: Harness)
     assert (r.json()["email"], r.json()["phone"]) == ("billy@example.com", "+85268098227")
 
 
+async def test_an_admin_demoted_since_the_token_sees_blurred_at_once(hdb: Harness) -> None:
+    """Clear contact details follow the admin role as stored, not the role the token was signed
+    with: a demotion (or a deactivation) takes effect on the next check, not at the token's expiry."""
+    await make_user(hdb, "billy", email="billy@example.com", phone="+85268098227")
+    admin = await make_user(hdb, "the.admin", roles=["ROLE_USER", "ROLE_ADMIN"])
+    caller = await user_caller(hdb, admin)
+    assert (await caller.check("billy")).json()["email"] == "billy@example.com"
+    for change in ({"roles": ["ROLE_USER"]}, {"roles": ["ROLE_USER", "ROLE_ADMIN"], "is_active": False}):
+        async with hdb.core.store.transaction() as tx:
+            stored = await tx.users.get(admin.id, for_update=True)
+            assert stored is not None
+            stored.roles, stored.is_active = change["roles"], change.get("is_active", True)
+            await tx.users.save(stored)
+        r = await caller.check("billy")
+        assert r.status_code == 200, r.text
+        assert (r.json()["email"], r.json()["phone"]) == ("bi*****@*****.com", "******27")
+
+
 async def test_moderator_sees_blurred(h: Harness) -> None:
     await make_user(h, "billy", email="billy@example.com")
     moderator = await make_user(h, "a.moderator", roles=["ROLE_USER", "ROLE_MODERATOR"])

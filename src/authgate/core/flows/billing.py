@@ -63,19 +63,27 @@ class BillingEvent:
     created: int | None = None  # the event's ``created`` (unix seconds), when it has one
 
 
-def sees_clear(principal: Principal, user: User) -> bool:
-    """Contact details in clear for the user themselves, admins and client-app tokens (CONTRACT §6)."""
-    if principal.typ == TokenType.APP.value:
-        return True
-    if principal.user_id is not None and principal.user_id == user.id:
-        return True
-    return principal.typ == TokenType.ACCESS.value and principal.has_role_at_least(Role.ADMIN)
+async def stored_admin(core: Core, principal: Principal) -> bool:
+    """Whether a user access token's account is an admin (ROLE_ADMIN or above) *as stored* and
+    active: an admin demoted or deactivated since the token was signed is one no longer. The token's
+    roles only spare the lookup for everyone else (it can only ever narrow what they say)."""
+    if principal.typ != TokenType.ACCESS.value or not principal.has_role_at_least(Role.ADMIN):
+        return False
+    async with core.store.transaction(write=False) as tx:
+        admin = await tx.users.get(principal.user_id or 0)
+    return admin is not None and admin.is_active and admin.has_role_at_least(Role.ADMIN)
 
 
-def view_of(user: User | None, principal: Principal) -> CustomerView:
+def view_of(user: User | None, principal: Principal, *, admin: bool) -> CustomerView:
+    """The check's answer; contact details in clear (CONTRACT §6) for client-app tokens, the user
+    themselves and ``admin`` callers (``stored_admin``)."""
     if user is None:
         return CustomerView(exists=False)
-    clear = sees_clear(principal, user)
+    clear = (
+        principal.typ == TokenType.APP.value
+        or (principal.user_id is not None and principal.user_id == user.id)
+        or admin
+    )
     email = user.email if clear else blur_email(user.email)
     phone = user.phone if clear else blur_phone(user.phone)
     return CustomerView(
@@ -128,7 +136,8 @@ async def check_username(
         return CustomerView(exists=False)
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_username(username)
-    return view_of(user, principal)
+    admin = user is not None and user.id != principal.user_id and await stored_admin(core, principal)
+    return view_of(user, principal, admin=admin)
 
 
 # --- linking by hand ---------------------------------------------------------------------------------
@@ -180,11 +189,7 @@ async def link_customer(
 
     The roles are the account's as stored, not the token's: an admin demoted (or deactivated)
     since the token was signed is refused at once, as on the sync API (sync.resolve_actor)."""
-    if principal.typ != TokenType.ACCESS.value or not principal.has_role_at_least(Role.ADMIN):
-        raise AuthError(ErrorCode.FORBIDDEN)
-    async with core.store.transaction(write=False) as tx:
-        admin = await tx.users.get(principal.user_id or 0)
-    if admin is None or not admin.is_active or not admin.has_role_at_least(Role.ADMIN):
+    if not await stored_admin(core, principal):
         raise AuthError(ErrorCode.FORBIDDEN)
     stripe_id = _clean_id(stripe_customer_id, "stripeCustomerId")
     assert stripe_id is not None
@@ -206,7 +211,7 @@ async def link_customer(
             tx, Event.CUSTOMER_LINKED, ctx, user.id, actor=actor,
             method="admin", stripe_customer_id=stripe_id, subscription_status=user.subscription_status,
         )
-    return view_of(user, principal)
+    return view_of(user, principal, admin=True)
 
 
 # --- Stripe events -----------------------------------------------------------------------------------
