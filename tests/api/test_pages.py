@@ -508,3 +508,77 @@ async def test_the_failed_link_page_states_the_configured_lifetime(make_harness)
     assert r.status_code == 400 and "expire after 30 minutes" in r.text
     r = await h.client.get("/ui/verify", params={"token": "not.valid"}, headers={"Accept-Language": "fr"})
     assert "expirent après 30 minutes" in r.text
+
+
+# --- codes prove their address (core/flows/ui_codes.py, core/flows/ownership.py) -------------------
+async def _code_login(h: Harness, login_id: str) -> tuple[str, str]:
+    """Ask for a login code on the pages; (the code page, the code sent)."""
+    page = (await h.client.get("/ui/login/code")).text
+    r = await h.client.post("/ui/login/code", data={"csrf": csrf_of(page), "login": login_id})
+    assert r.status_code == 200, r.text
+    return r.text, h.last_code()
+
+
+async def _use_code(h: Harness, page: str, code: str) -> httpx.Response:
+    return await h.client.post("/ui/login/code/verify",
+                               data={"csrf": csrf_of(page), "ticket": hidden(page, "ticket"), "code": code})
+
+
+async def test_a_code_login_on_the_pages_hands_a_never_proven_account_to_the_owner(hdb: Harness) -> None:
+    """Someone signs up with the victim's address and a password; the victim's first login by an
+    emailed code on the pages takes the account from them."""
+    r = await hdb.client.post("/api/auth/v1/signup", json={
+        "email": "victim@example.com", "username": "mallory", "password": "Att4cker-pass", "name": "M",
+    })
+    assert r.status_code == 201, r.text
+    stranger = {"x-qt-auth": r.headers["x-qt-auth"]}
+    hdb.client.cookies.clear()
+    page, code = await _code_login(hdb, "victim@example.com")
+    assert (await _use_code(hdb, page, code)).status_code == 303
+    assert (await hdb.client.get("/ui/account")).status_code == 200  # the owner is in
+    hdb.client.cookies.clear()
+    assert (await hdb.client.get("/api/auth/v1/users/me", headers=stranger)).status_code == 401
+    r = await hdb.client.post("/api/auth/v1/login", json={"username": "mallory", "password": "Att4cker-pass"})
+    assert r.status_code == 401
+    async with hdb.core.store.transaction(write=False) as tx:
+        user = await tx.users.get_by_email("victim@example.com")
+        assert user is not None
+        verified = [e.detail for e in await tx.audit.list(user_id=user.id, type="email.verified")]
+    assert user.email_verified and user.password_hash is None
+    assert verified == [{"method": "otp", "purpose": "ui_login", "credentials_removed": ["password"]}]
+
+
+async def test_a_pages_code_for_an_address_the_account_no_longer_has_is_wrong(h: Harness) -> None:
+    await signup(h)
+    h.client.cookies.clear()
+    page, code = await _code_login(h, "ann@example.com")
+    async with h.core.store.transaction() as tx:  # the address changes before the code is used
+        user = await tx.users.get_by_email("ann@example.com")
+        assert user is not None
+        user.email = "someone.else@example.com"
+        await tx.users.save(user)
+    r = await _use_code(h, page, code)
+    assert r.status_code == 401 and 'id="f-code-error"' in r.text
+    async with h.core.store.transaction(write=False) as tx:
+        stored = await tx.users.get(user.id)
+    assert stored is not None and not stored.email_verified and stored.password_hash is not None
+
+
+async def test_a_pages_reset_code_verifies_the_address_of_a_known_holder(h: Harness) -> None:
+    """An account whose phone was proven keeps its credentials; the emailed code verifies the email."""
+    await signup(h)
+    async with h.core.store.transaction() as tx:
+        user = await tx.users.get_by_email("ann@example.com")
+        assert user is not None
+        user.phone, user.phone_verified = "+85251234567", True
+        await tx.users.save(user)
+    h.client.cookies.clear()
+    page = (await h.client.get("/ui/forgot")).text
+    r = await h.client.post("/ui/forgot", data={"csrf": csrf_of(page), "login": "ann@example.com"})
+    r = await h.client.post("/ui/forgot/code",
+                            data={"csrf": csrf_of(r.text), "ticket": hidden(r.text, "ticket"), "code": h.last_code()})
+    assert r.status_code == 303, r.text
+    async with h.core.store.transaction(write=False) as tx:
+        stored = await tx.users.get(user.id)
+    assert stored is not None and stored.email_verified and stored.phone == "+85251234567"
+    assert stored.password_hash == user.password_hash

@@ -51,8 +51,13 @@ class OtpService:
         channel: str | None = None,
         ttl: int | None = None,
         code: str | None = None,
+        bound_to: str | None = None,
     ) -> tuple[OneTimeSecret, str]:
-        """Create a secret (replacing any earlier one for the same purpose and identifier)."""
+        """Create a secret (replacing any earlier one for the same purpose and identifier).
+
+        ``bound_to`` (the address the code is sent to, when ``identifier`` is not that address) is
+        mixed into the stored MAC, so the code is only right while the same value is given back
+        to ``consume``: a code for an address the account no longer has proves nothing."""
         now = datetime.now(UTC)
         await tx.secrets.invalidate(purpose, identifier, now)
         secret_id = ids.short_id()
@@ -61,7 +66,7 @@ class OtpService:
             id=secret_id,
             purpose=purpose,
             identifier=identifier,
-            secret_hash=self.keyed.mac("otp", secret_id, value),
+            secret_hash=self._mac(secret_id, value, bound_to),
             expires_at=now + timedelta(seconds=ttl or self.ttl),
             created_at=now,
             user_id=user_id,
@@ -69,6 +74,11 @@ class OtpService:
         )
         await tx.secrets.create(row)
         return row, value
+
+    def _mac(self, secret_id: str, value: str, bound_to: str | None) -> str:
+        if bound_to is None:
+            return self.keyed.mac("otp", secret_id, value)
+        return self.keyed.mac("otp-bound", secret_id, value, bound_to)
 
     async def burn(self, secret_id: str) -> None:
         """Make a secret unusable (its message could not be sent)."""
@@ -79,7 +89,13 @@ class OtpService:
                 await tx.secrets.save(row)
 
     async def consume(
-        self, secret_id: str, value: str, *, purpose: str, identifier: str | None = None
+        self,
+        secret_id: str,
+        value: str,
+        *,
+        purpose: str,
+        identifier: str | None = None,
+        bound_to: str | None = None,
     ) -> OneTimeSecret:
         """Check ``value`` against the secret and use it up; a wrong value counts a try.
 
@@ -106,7 +122,7 @@ class OtpService:
                 or row.tries >= self.max_tries
             ):
                 failed = True
-            elif not self.keyed.same(row.secret_hash, self.keyed.mac("otp", row.id, value)):
+            elif not self.keyed.same(row.secret_hash, self._mac(row.id, value, bound_to)):
                 row.tries += 1
                 if row.tries >= self.max_tries:
                     row.used_at = now  # burnt: the sixth try cannot succeed

@@ -73,14 +73,18 @@ async def send_code(
     identifier: str,
     destinations: list[Destination],
     user_id: int | None = None,
+    bound_to: str | None = None,
 ) -> OneTimeSecret:
-    """Issue one code for ``purpose``/``identifier`` and send it to every destination."""
+    """Issue one code for ``purpose``/``identifier`` and send it to every destination
+    (``bound_to``: see core/otp.py ``issue``)."""
     if not destinations:
         raise AuthError(ErrorCode.NO_CHANNEL)
     await count_send(core, ctx, purpose, identifier)
     channel = "+".join(d.channel for d in destinations)
     async with core.store.transaction() as tx:
-        row, code = await core.otp.issue(tx, purpose, identifier, user_id=user_id, channel=channel)
+        row, code = await core.otp.issue(
+            tx, purpose, identifier, user_id=user_id, channel=channel, bound_to=bound_to
+        )
     subject, text = otp_text(ctx.locale, code, max(1, core.otp.ttl // 60))
     try:
         for dest in destinations:
@@ -106,6 +110,7 @@ async def check_code(
     purpose: str,
     identifier: str | None = None,
     user_id: int | None = None,
+    bound_to: str | None = None,
 ) -> OneTimeSecret:
     """Consume the code; a wrong one is audited as ``otp.failed`` against ``user_id``, the account
     the code was sent for (CONTRACT §1: every OTP failure is logged with its user), and counted
@@ -115,7 +120,9 @@ async def check_code(
     budget = core.guard.budget(FAILED_CODE_RULE, ctx.ip or "", core.settings.limit_failed_login)
     async with budget.attempt() as attempt:  # charged up front: see Budget.attempt
         try:
-            row = await core.otp.consume(secret_id, code, purpose=purpose, identifier=identifier)
+            row = await core.otp.consume(
+                secret_id, code, purpose=purpose, identifier=identifier, bound_to=bound_to
+            )
         except AuthError as exc:
             if exc.code is ErrorCode.OTP_INVALID:
                 attempt.fail()

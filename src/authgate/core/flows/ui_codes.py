@@ -3,7 +3,11 @@
 Unlike seed 001's OTP natures, the pages never say whether an account exists: an unknown loginID
 gets the same answer ("if an account matches, we sent it a code"), costs the same rate limits, and
 leads to a code page whose every code fails. The code is bound to the account (identifier
-``user:<id>``), not to the spelling the visitor typed, so every spelling shares one send limit.
+``user:<id>``), not to the spelling the visitor typed, so every spelling shares one send limit,
+and to the address it went to (mixed into its MAC, core/otp.py), so it proves that address: a
+right code marks it verified and, on an account nobody has proven yet, hands the account to its
+recipient (core/flows/ownership.py), as the app surface's codes do. A code whose address the
+account has changed since is simply wrong.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from authgate.core import audit, ids
 from authgate.core.audit import Event
 from authgate.core.blur import blur_email, blur_phone
 from authgate.core.errors import AuthError, ErrorCode
-from authgate.core.flows import codes
+from authgate.core.flows import codes, ownership
+from authgate.core.flows.ownership import Address
 from authgate.core.flows.login import LoginResult, lock_active
 from authgate.core.flows.users import find_user
 from authgate.core.identifiers import classify
 from authgate.core.model import AccountType, RequestContext, SessionScope, TokenType, User
+from authgate.core.ports import Tx
 from authgate.core.service import Core
 from authgate.core.sessions import Issued
 
@@ -80,29 +86,65 @@ async def send_account_code(
             shown = blur_phone(login.value)
         return SentCode(ids.short_id(), purpose, shown)
     row = await codes.send_code(
-        core, ctx, purpose=purpose, identifier=f"user:{user.id}", destinations=[dest], user_id=user.id
+        core, ctx, purpose=purpose, identifier=f"user:{user.id}", destinations=[dest], user_id=user.id,
+        bound_to=dest.address,
     )
     return SentCode(row.id, purpose, _hint(dest) if login.kind is not AccountType.USERNAME else None)
 
 
-async def _user_for_code(core: Core, ctx: RequestContext, secret_id: str, code: str, purpose: str) -> User:
+def _address(user: User | None, channel: str | None) -> str | None:
+    """The account's current address on the channel a code went through."""
+    if user is None:
+        return None
+    return user.email if channel == "email" else user.phone if channel == "sms" else None
+
+
+async def _user_for_code(
+    core: Core, ctx: RequestContext, secret_id: str, code: str, purpose: str
+) -> tuple[User, Address]:
+    """The account a right code was sent for, and which of its addresses the code proved."""
     async with core.store.transaction(write=False) as tx:
         pending = await tx.secrets.get(secret_id)
+        holder = await tx.users.get(pending.user_id) if pending is not None and pending.user_id else None
     # A wrong code is audited against the account it was sent for (none for a pretended send).
     owner = pending.user_id if pending is not None and pending.purpose == purpose else None
-    row = await codes.check_code(core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose, user_id=owner)
+    channel = pending.channel if pending is not None else None
+    row = await codes.check_code(
+        core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose, user_id=owner,
+        bound_to=_address(holder, channel) or "",
+    )
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get(row.user_id or 0)
-    if user is None or row.identifier != f"user:{user.id}":
+    if user is None or row.identifier != f"user:{user.id}" or row.channel not in ("email", "sms"):
         raise AuthError(ErrorCode.OTP_INVALID)
-    return user
+    return user, "email" if row.channel == "email" else "phone"
+
+
+async def _prove(core: Core, tx: Tx, ctx: RequestContext, user: User, proved: Address, purpose: str) -> None:
+    """Receiving the code proved ``proved``: verify it or, on an account nobody has proven, claim it.
+    Inside the caller's transaction, before its session is started; ``user`` is locked for update."""
+    address = _address(user, "email" if proved == "email" else "sms")
+    if address is None:  # the address went away after the code was checked
+        raise AuthError(ErrorCode.OTP_INVALID)
+    if ownership.never_proven(user):
+        await ownership.claim(core, tx, ctx, user, proved, method="otp", purpose=purpose)
+    elif proved == "email" and not user.email_verified:
+        user.email_verified = True
+        await audit.record(tx, Event.EMAIL_VERIFIED, ctx, user.id, method="otp", purpose=purpose)
+    elif proved == "phone" and not user.phone_verified:
+        user.phone_verified = True
+        await audit.record(tx, Event.PHONE_VERIFIED, ctx, user.id, method="otp", purpose=purpose)
+    else:
+        return
+    user.updated_at = datetime.now(UTC)
+    await tx.users.save(user)
 
 
 async def login_with_code(
     core: Core, ctx: RequestContext, secret_id: str, code: str, *, device_info: str | None = None
 ) -> LoginResult:
     """Check a login code and open a full session; locked or inactive accounts are refused."""
-    user = await _user_for_code(core, ctx, secret_id, code, LOGIN_PURPOSE)
+    user, proved = await _user_for_code(core, ctx, secret_id, code, LOGIN_PURPOSE)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
@@ -113,6 +155,7 @@ async def login_with_code(
         elif not fresh.is_active:
             reason, error = "inactive", ErrorCode.ACCOUNT_INACTIVE
         if reason is None:
+            await _prove(core, tx, ctx, fresh, proved, LOGIN_PURPOSE)
             issued = await core.sessions.start(tx, fresh, ctx, device_info=device_info)
             await audit.record(
                 tx, Event.LOGIN_SUCCEEDED, ctx, fresh.id, method="otp", session=issued.session.id
@@ -124,9 +167,13 @@ async def login_with_code(
 
 async def open_reset(core: Core, ctx: RequestContext, secret_id: str, code: str) -> Issued:
     """Check a reset code; return a reset-limited session (it may only set a new password)."""
-    user = await _user_for_code(core, ctx, secret_id, code, RESET_PURPOSE)
+    user, proved = await _user_for_code(core, ctx, secret_id, code, RESET_PURPOSE)
     async with core.store.transaction() as tx:
-        return await core.sessions.start(tx, user, ctx, scope=SessionScope.RESET)
+        fresh = await tx.users.get(user.id, for_update=True)
+        if fresh is None:
+            raise AuthError(ErrorCode.OTP_INVALID)
+        await _prove(core, tx, ctx, fresh, proved, RESET_PURPOSE)
+        return await core.sessions.start(tx, fresh, ctx, scope=SessionScope.RESET)
 
 
 async def reset_session_user(core: Core, reset_token: str | None) -> tuple[int, str]:
