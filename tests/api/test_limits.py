@@ -121,3 +121,28 @@ async def test_rate_limits_off_turns_lockout_off_too(make_harness) -> None:
         await h.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": "wrong-pass"})
     r = await h.client.post("/api/auth/v1/login", json={"email": SIGNUP["email"], "password": "S3cure-pass"})
     assert r.status_code == 201
+
+
+async def test_one_address_gets_the_hourly_sends_once_whichever_surface_sends(make_harness) -> None:
+    """The hourly limit is the address's, not each surface's or flow's: a code from the app
+    surface, a code from the form surface and a link share it, and so do the hosted pages (they
+    counted per account, the app per address, so one mailbox got the limit once per surface)."""
+    from tests.api.test_pages import csrf_of
+
+    h = await make_harness(limit_otp_send_purpose="10/minute", limit_otp_send_hourly="3/hour")
+    await h.client.post("/api/auth/v1/signup", json=SIGNUP)
+    sent = len(h.outbox)
+    r = await h.client.post("/app/auth/otp", json={"nature": 1, "loginID": SIGNUP["email"], "sendType": 0})
+    assert r.status_code == 200, r.text
+    r = await h.client.post("/api/auth/v1/users/send-otp", json={"email": SIGNUP["email"]})
+    assert r.status_code == 200, r.text
+    page = (await h.client.get("/ui/login/code")).text
+    r = await h.client.post("/ui/login/code", data={"csrf": csrf_of(page), "login": "rl.user"})  # by username
+    assert r.status_code == 200, r.text
+    assert len(h.outbox) == sent + 3
+    for path in ("/api/auth/v1/users/send-verification-link", "/api/auth/v1/users/send-otp"):
+        r = await h.client.post(path, json={"email": SIGNUP["email"]})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0, (path, r.text)
+    r = await h.client.post("/app/auth/otp", json={"nature": 3, "loginID": SIGNUP["email"], "sendType": 0})
+    assert r.status_code == 429, r.text
+    assert len(h.outbox) == sent + 3

@@ -1,10 +1,13 @@
 """Sending and checking OTP codes, shared by the app, form and Firebase surfaces.
 
-Limits (CONTRACT §1), all counted by ``count_send``: one send a minute per identifier and
-purpose, ten an hour per identifier, and ``AUTHGATE_LIMIT_OTP_SEND_IP`` (30 an hour) per client IP,
-so one IP cannot message address after address. Verification links (core/flows/verification.py)
-count through the same function. A code whose message could not be sent is burnt before the error
-reaches the caller.
+Limits (CONTRACT §1), all counted by ``count_send``: one send a minute per address and purpose,
+ten an hour per address, and ``AUTHGATE_LIMIT_OTP_SEND_IP`` (30 an hour) per client IP, so one IP
+cannot message address after address. The identifier a limit counts is the address messaged (the
+mailbox or phone a code or link goes to), whichever surface, flow or spelling of the account sent
+it, so one person receives at most ten an hour from authgate as a whole; a pretended send (an
+unknown account, which must cost the same) counts the address or username it was asked for.
+Verification links (core/flows/verification.py) count through the same function. A code whose
+message could not be sent is burnt before the error reaches the caller.
 """
 
 from __future__ import annotations
@@ -42,21 +45,24 @@ SEND_IP_RULE = "otp_send_ip"  # every send (code or link) per client IP
 FAILED_CODE_RULE = "failed_otp_ip"  # wrong codes per client IP, whichever surface checks them
 
 
-async def count_send(core: Core, ctx: RequestContext, purpose: str, identifier: str) -> None:
-    """Count one send (or a send pretended for an unknown account, which must cost the same)
-    against every send limit; 429 with Retry-After when one is used up. The IP is counted first,
-    so an IP over its budget cannot use up other people's per-address budgets."""
+async def count_send(core: Core, ctx: RequestContext, purpose: str, *addresses: str) -> None:
+    """Count one send to ``addresses`` (or a send pretended for an unknown account, which must
+    cost the same) against every send limit; 429 with Retry-After when one is used up. The IP is
+    counted first, so an IP over its budget cannot use up other people's per-address budgets."""
     s = core.settings
     await core.guard.hit(SEND_IP_RULE, ctx.ip or "", s.limit_otp_send_ip)
-    await core.guard.hit("otp_send", f"{purpose}:{identifier}", s.limit_otp_send_purpose)
-    await core.guard.hit("otp_send_hourly", identifier, s.limit_otp_send_hourly)
+    for address in addresses:
+        await core.guard.hit("otp_send", f"{purpose}:{address}", s.limit_otp_send_purpose)
+        await core.guard.hit("otp_send_hourly", address, s.limit_otp_send_hourly)
 
 
-async def send_failed(core: Core, purpose: str, identifier: str) -> None:
-    """A send that never left (every provider try failed): the one-a-minute wait for this address
-    and purpose is lifted, so the caller can retry at once (nothing was half-done, so nothing is
-    held against it); the hourly and per-IP counts keep it, as they bound how often anyone tries."""
-    await core.guard.clear("otp_send", f"{purpose}:{identifier}", core.settings.limit_otp_send_purpose)
+async def send_failed(core: Core, purpose: str, *addresses: str) -> None:
+    """A send that never left (every provider try failed): the one-a-minute wait for these
+    addresses and purpose is lifted, so the caller can retry at once (nothing was half-done, so
+    nothing is held against it); the hourly and per-IP counts keep it, as they bound how often
+    anyone tries."""
+    for address in addresses:
+        await core.guard.clear("otp_send", f"{purpose}:{address}", core.settings.limit_otp_send_purpose)
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ async def send_code(
     (``bound_to``: see core/otp.py ``issue``)."""
     if not destinations:
         raise AuthError(ErrorCode.NO_CHANNEL)
-    await count_send(core, ctx, purpose, identifier)
+    addresses = [d.address for d in destinations]
+    await count_send(core, ctx, purpose, *addresses)
     channel = "+".join(d.channel for d in destinations)
     async with core.store.transaction() as tx:
         row, code = await core.otp.issue(
@@ -94,7 +101,7 @@ async def send_code(
                 await core.messenger.sms(dest.address, text)
     except AuthError:
         await core.otp.burn(row.id)
-        await send_failed(core, purpose, identifier)
+        await send_failed(core, purpose, *addresses)
         raise
     async with core.store.transaction() as tx:
         await audit.record(tx, Event.OTP_SENT, ctx, user_id, purpose=purpose, channel=channel)
@@ -171,18 +178,17 @@ async def send_channel_code_to(core: Core, ctx: RequestContext, email: str, chan
     the same rate limit, and nothing is sent, so the endpoint does not reveal who has an account;
     so does an account with nowhere to send to (AUTHGATE_FORM_OTP_CHANNELS=sms and no phone).
 
-    The pretended send is counted under a key of its own, as a real one is counted per account
-    (``user:<id>``) and not under the email, which verification links count against: with one key
-    for both, an unknown email ran out of hourly sends sooner than an account did, and told."""
+    The pretended send is counted against the email asked for, as a real one is (with the phone
+    too when the code also goes there), so an unknown email runs out of sends as an account's does."""
     if not channel_configured(core, channels):
         raise AuthError(ErrorCode.NO_CHANNEL)
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_email(email)
     if user is None:
-        await count_send(core, ctx, CHANNEL_PURPOSE, f"nobody:{email}")
+        await count_send(core, ctx, CHANNEL_PURPOSE, email)
         return
     if not channel_destinations(core, user.email, user.phone, channels):
-        await count_send(core, ctx, CHANNEL_PURPOSE, f"user:{user.id}")
+        await count_send(core, ctx, CHANNEL_PURPOSE, email)
         return
     await send_channel_code(core, ctx, user, channels)
 
