@@ -282,8 +282,9 @@ async def test_x_username_unlike_the_path_is_400(h: Harness) -> None:
 
 async def test_unreadable_app_version_is_400(h: Harness) -> None:
     caller = await user_caller(h, await seed_user(h))
-    r = await caller.check(version="two")
-    assert r.status_code == 400 and r.json()["error"]["field"] == "x-app-version"
+    for version in ("two", "9" * 4301, "1." + "0" * 10, "1.2.3.4.5"):  # past int()'s limit was a 500
+        r = await caller.check(version=version)
+        assert r.status_code == 400 and r.json()["error"]["field"] == "x-app-version", (version[:12], r.text)
 
 
 # --- the JWT --------------------------------------------------------------------------------------

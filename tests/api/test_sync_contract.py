@@ -122,6 +122,19 @@ async def test_the_list_query_as_the_contract_writes_it(s: Harness) -> None:
     assert r.status_code == 200 and len(r.json()["items"]) >= 2
 
 
+async def test_search_matches_underscores_and_percent_signs_as_themselves(make_harness: Any) -> None:
+    """LIKE's wildcards in the search text are literal: ``bmp_k`` finds ``bmp_kfayy`` (they were
+    dropped, so it found nothing), and ``_`` alone finds only names holding one (it found all)."""
+    for backend in ("sqlite", "postgres"):
+        h = await harness(make_harness, backend=backend)
+        for name in ("bmp_kfayy", "bmpxkfayy", "plain"):
+            assert (await put(h, {"username": name})).status_code == 200
+        for search, found in (("bmp_k", ["bmp_kfayy"]), ("_", ["bmp_kfayy"]), ("%", []), ("\\", []),
+                              ("BMP", ["bmp_kfayy", "bmpxkfayy"])):
+            r = await h.client.get("/api/users", params={"search": search}, headers=SYS)
+            assert [u["username"] for u in r.json()["items"]] == found, (backend, search, r.text)
+
+
 @pytest.mark.parametrize("field", ["firstName", "lastName", "gender"])
 async def test_control_characters_in_synced_text_are_422_on_both_backends(
     make_harness: Any, field: str

@@ -412,9 +412,16 @@ class Users:
         if after_id is not None:
             stmt = stmt.where(UserRow.id > after_id)
         if search:
-            like = f"%{search.lower().replace('%', '').replace('_', '')}%"
+            # A substring, with LIKE's own wildcards (and the escape) matched as themselves:
+            # usernames hold underscores.
+            escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = f"%{escaped}%"
             stmt = stmt.where(
-                or_(UserRow.username_norm.like(like), UserRow.email_norm.like(like), UserRow.phone.like(like))
+                or_(
+                    UserRow.username_norm.like(like, escape="\\"),
+                    UserRow.email_norm.like(like, escape="\\"),
+                    UserRow.phone.like(like, escape="\\"),
+                )
             )
         rows = (await self.s.execute(stmt)).all()
         return [_to_model(User, r) for r in rows]

@@ -13,10 +13,12 @@ from authgate.core.model import ClientApp
 from authgate.core.service import Core
 
 PLATFORMS = ("ios", "android", "web")
-_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+# Each part at most 9 digits: Python refuses int() past 4,300 digits, and no app version has more.
+_VERSION = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$")
 
 
 def parse_version(value: str) -> tuple[int, ...] | None:
+    """``2.1.0`` → (2, 1, 0); None for anything but one to four dot-separated parts of digits."""
     value = value.strip()
     if not _VERSION.fullmatch(value):
         return None

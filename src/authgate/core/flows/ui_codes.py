@@ -99,33 +99,41 @@ def _address(user: User | None, channel: str | None) -> str | None:
     return user.email if channel == "email" else user.phone if channel == "sms" else None
 
 
+@dataclass(frozen=True)
+class _Proof:
+    """What a right code proved: which of the account's addresses, and its value when checked."""
+
+    kind: Address
+    address: str
+
+
 async def _user_for_code(
     core: Core, ctx: RequestContext, secret_id: str, code: str, purpose: str
-) -> tuple[User, Address]:
-    """The account a right code was sent for, and which of its addresses the code proved."""
+) -> tuple[User, _Proof]:
+    """The account a right code was sent for, and the address the code proved."""
     async with core.store.transaction(write=False) as tx:
         pending = await tx.secrets.get(secret_id)
         holder = await tx.users.get(pending.user_id) if pending is not None and pending.user_id else None
     # A wrong code is audited against the account it was sent for (none for a pretended send).
     owner = pending.user_id if pending is not None and pending.purpose == purpose else None
-    channel = pending.channel if pending is not None else None
+    bound = _address(holder, pending.channel if pending is not None else None) or ""
     row = await codes.check_code(
-        core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose, user_id=owner,
-        bound_to=_address(holder, channel) or "",
+        core, ctx, secret_id=secret_id, code=code.strip(), purpose=purpose, user_id=owner, bound_to=bound
     )
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get(row.user_id or 0)
     if user is None or row.identifier != f"user:{user.id}" or row.channel not in ("email", "sms"):
         raise AuthError(ErrorCode.OTP_INVALID)
-    return user, "email" if row.channel == "email" else "phone"
+    return user, _Proof("email" if row.channel == "email" else "phone", bound)
 
 
-async def _prove(core: Core, tx: Tx, ctx: RequestContext, user: User, proved: Address, purpose: str) -> None:
-    """Receiving the code proved ``proved``: verify it or, on an account nobody has proven, claim it.
-    Inside the caller's transaction, before its session is started; ``user`` is locked for update."""
-    address = _address(user, "email" if proved == "email" else "sms")
-    if address is None:  # the address went away after the code was checked
-        raise AuthError(ErrorCode.OTP_INVALID)
+async def _prove(core: Core, tx: Tx, ctx: RequestContext, user: User, proof: _Proof, purpose: str) -> None:
+    """Receiving the code proved an address: verify it or, on an account nobody has proven, claim
+    it. Inside the caller's transaction, before its session is started; ``user`` is locked for
+    update, so the address compared here is the one that gets verified."""
+    proved = proof.kind
+    if _address(user, "email" if proved == "email" else "sms") != proof.address:
+        raise AuthError(ErrorCode.OTP_INVALID)  # the address changed after the code was checked
     if ownership.never_proven(user):
         await ownership.claim(core, tx, ctx, user, proved, method="otp", purpose=purpose)
     elif proved == "email" and not user.email_verified:
@@ -144,7 +152,7 @@ async def login_with_code(
     core: Core, ctx: RequestContext, secret_id: str, code: str, *, device_info: str | None = None
 ) -> LoginResult:
     """Check a login code and open a full session; locked or inactive accounts are refused."""
-    user, proved = await _user_for_code(core, ctx, secret_id, code, LOGIN_PURPOSE)
+    user, proof = await _user_for_code(core, ctx, secret_id, code, LOGIN_PURPOSE)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
@@ -155,7 +163,7 @@ async def login_with_code(
         elif not fresh.is_active:
             reason, error = "inactive", ErrorCode.ACCOUNT_INACTIVE
         if reason is None:
-            await _prove(core, tx, ctx, fresh, proved, LOGIN_PURPOSE)
+            await _prove(core, tx, ctx, fresh, proof, LOGIN_PURPOSE)
             issued = await core.sessions.start(tx, fresh, ctx, device_info=device_info)
             await audit.record(
                 tx, Event.LOGIN_SUCCEEDED, ctx, fresh.id, method="otp", session=issued.session.id
@@ -167,12 +175,12 @@ async def login_with_code(
 
 async def open_reset(core: Core, ctx: RequestContext, secret_id: str, code: str) -> Issued:
     """Check a reset code; return a reset-limited session (it may only set a new password)."""
-    user, proved = await _user_for_code(core, ctx, secret_id, code, RESET_PURPOSE)
+    user, proof = await _user_for_code(core, ctx, secret_id, code, RESET_PURPOSE)
     async with core.store.transaction() as tx:
         fresh = await tx.users.get(user.id, for_update=True)
         if fresh is None:
             raise AuthError(ErrorCode.OTP_INVALID)
-        await _prove(core, tx, ctx, fresh, proved, RESET_PURPOSE)
+        await _prove(core, tx, ctx, fresh, proof, RESET_PURPOSE)
         return await core.sessions.start(tx, fresh, ctx, scope=SessionScope.RESET)
 
 
