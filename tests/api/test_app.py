@@ -376,3 +376,20 @@ async def test_malformed_oversized_unknown_path_and_wrong_method(h: Harness) -> 
     assert (r.status_code, r.json()) == (405, error("Method not allowed"))
     r = await h.client.get(f"{BASE}/nothing-here", headers={"locale": "zh-Hant"})
     assert (r.status_code, r.json()) == (404, error("找不到資源"))
+
+
+async def test_a_deactivated_account_answers_alike_for_right_and_wrong_passwords(hdb: Harness) -> None:
+    """As for a lockout: a deactivated account's password is not checked, so the answer cannot
+    tell a guesser they found it (the right one got "inactive", a wrong one "invalid")."""
+    user = await make_user(hdb, is_active=False)
+    answers = set()
+    for password in (PASSWORD, "Wrong-pass1"):
+        r = await hdb.client.post(f"{BASE}/login", json={"loginID": EMAIL, "password": password, "deviceToken": "d"})
+        answers.add((r.status_code, r.json()["message"]))
+        r = await hdb.client.post("/api/auth/v1/login", json={"email": EMAIL, "password": password})
+        answers.add((r.status_code, r.json()["message"]))
+    assert answers == {(401, "The account is inactive"), (401, "User login failed")}, answers
+    async with hdb.core.store.transaction(write=False) as tx:
+        stored = await tx.users.get_any(user.id)
+        reasons = [e.detail["reason"] for e in await tx.audit.list(user_id=user.id, type="login.failed")]
+    assert stored is not None and stored.failed_logins == 0 and reasons == ["inactive"] * 4

@@ -53,10 +53,13 @@ async def _check_password(
         if user is not None and user.is_locked:  # the read may be cached: the lock is settled fresh
             user = await tx.users.get_any(user.id)
     now = datetime.now(UTC)
-    # While a lockout holds, the password is not checked at all (a dummy hash keeps the cost):
-    # every attempt, right or wrong, gets the locked answer, so guessing on goes nowhere.
-    locked = user is not None and user.deleted_at is None and lock_active(core, user, now)
-    stored = user.password_hash if user and not locked else None
+    # While a lockout holds, or the account is deactivated, the password is not checked at all (a
+    # dummy hash keeps the cost): every attempt, right or wrong, gets the locked (inactive) answer,
+    # so guessing on goes nowhere. (An inactive account told a right password from a wrong one.)
+    live = user if user is not None and user.deleted_at is None else None
+    locked = live is not None and lock_active(core, live, now)
+    inactive = live is not None and not locked and not live.is_active
+    stored = user.password_hash if user and not locked and not inactive else None
     if len(password) > MAX_PASSWORD_INPUT:
         ok, rehash = False, False
     else:
@@ -66,6 +69,11 @@ async def _check_password(
         attempt.fail()
         await _fail(core, ctx, user, "locked")
         raise AuthError(ErrorCode.ACCOUNT_LOCKED)
+    if inactive:
+        assert user is not None
+        attempt.fail()
+        await _fail(core, ctx, user, "inactive")
+        raise AuthError(ErrorCode.ACCOUNT_INACTIVE)
     if user is None or user.deleted_at is not None:
         attempt.fail()
         async with core.store.transaction() as tx:
