@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from authgate.core.flows.passwords import generate_password
 from authgate.core.passwords import PasswordPolicy
 from tests.api.test_app import BASE, EMAIL, auth, claims, error, get_user, login, make_user
@@ -187,3 +189,21 @@ async def test_pin_bad_input_and_no_bearer(h: Harness) -> None:
             assert "pin" in r.json()["message"]
         r = await h.client.request(method, f"{BASE}{path}", json={"pin": "1234"})
         assert r.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("PUT", "/password"), ("POST", "/password"), ("PUT", "/device-token"), ("PUT", "/pin"),
+    ("POST", "/pin/verify"), ("POST", "/email/verify"), ("POST", "/phone/verify"),
+])
+async def test_the_bearer_is_checked_before_the_body(h: Harness, method: str, path: str) -> None:
+    """No token → 401 whatever the body (it was a 422 about the body, telling a caller without a
+    token what the endpoint wants); a good token with a bad body → 422."""
+    r = await h.client.request(method, f"/app/auth{path}", json={"unexpected": True})
+    assert r.status_code == 401, (path, r.text)
+    assert r.json()["success"] is False and r.json()["data"] is None
+    if (method, path) == ("POST", "/password"):
+        return  # its body is optional: nothing in it can be missing
+    await make_user(h)
+    token = (await login(h))["accessToken"]
+    r = await h.client.request(method, f"/app/auth{path}", json={"unexpected": True}, headers=auth(token))
+    assert r.status_code == 422, (path, r.text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
 from starlette.responses import Response
 
@@ -57,12 +57,28 @@ async def caller(request: Request, *kinds: TokenType) -> Principal:
 
 
 async def caller_user(request: Request, *kinds: TokenType) -> tuple[Principal, User]:
+    known = getattr(request.state, "app_caller", None)
+    if known is not None and known[0] == kinds:  # already settled by ``bearer_first``
+        return known[1]  # type: ignore[no-any-return]
     core = core_of(request)
     principal = await core.sessions.authenticate(bearer(request), kinds or TokenType.ACCESS)
     if principal.user_id is None or principal.session_id is None:
         raise AuthError(ErrorCode.TOKEN_INVALID)
     reset = principal.typ == TokenType.RESET.value
-    return principal, await accounts.live_user(core, principal.user_id, locked_ok=reset)
+    found = principal, await accounts.live_user(core, principal.user_id, locked_ok=reset)
+    request.state.app_caller = (kinds, found)
+    return found
+
+
+def bearer_first(*kinds: TokenType) -> Any:
+    """A route dependency that settles the Bearer before the body is read: FastAPI runs
+    dependencies before it validates the body, so a request without a usable token is 401, not a
+    422 about its body (the handler's own ``caller`` then reuses the answer)."""
+
+    async def settle(request: Request) -> None:
+        await caller_user(request, *kinds)
+
+    return Depends(settle)
 
 
 def tokens(issued: Issued) -> dict[str, Any]:
@@ -225,13 +241,13 @@ async def forgot_password_verify(body: OtpVerifyBody, request: Request) -> dict[
     return ok({"accessToken": done.issued.access_token, "expiresIn": done.issued.expires_in})
 
 
-@router.post("/email/verify")
+@router.post("/email/verify", dependencies=[bearer_first()])
 async def email_verify(body: OtpVerifyBody, request: Request) -> dict[str, Any]:
     done = await _verify(request, body, Nature.UPDATE_EMAIL)
     return ok({"email": done.user.email})
 
 
-@router.post("/phone/verify")
+@router.post("/phone/verify", dependencies=[bearer_first()])
 async def phone_verify(body: OtpVerifyBody, request: Request) -> dict[str, Any]:
     done = await _verify(request, body, Nature.UPDATE_PHONE)
     mine = accounts.own_contacts(core_of(request), await accounts.live_user(core_of(request), done.user.id))
@@ -239,7 +255,7 @@ async def phone_verify(body: OtpVerifyBody, request: Request) -> dict[str, Any]:
 
 
 # --- passwords -----------------------------------------------------------------------------------
-@router.post("/password")
+@router.post("/password", dependencies=[bearer_first()])
 async def set_password(request: Request, body: SetPasswordBody | None = None) -> dict[str, Any]:
     principal = await caller(request)
     generated = await passwords.set_first_password(
@@ -248,7 +264,7 @@ async def set_password(request: Request, body: SetPasswordBody | None = None) ->
     return ok({"password": generated} if generated else None)
 
 
-@router.put("/password")
+@router.put("/password", dependencies=[bearer_first(TokenType.ACCESS, TokenType.RESET)])
 async def reset_password(body: ResetPasswordBody, request: Request) -> dict[str, Any]:
     principal = await caller(request, TokenType.ACCESS, TokenType.RESET)
     reset_token = principal.typ == TokenType.RESET.value
@@ -270,7 +286,7 @@ async def logout_(request: Request) -> dict[str, Any]:
     return ok()
 
 
-@router.put("/device-token")
+@router.put("/device-token", dependencies=[bearer_first()])
 async def device_token(body: DeviceTokenBody, request: Request) -> dict[str, Any]:
     principal = await caller(request)
     await devices.set_device(
@@ -280,14 +296,14 @@ async def device_token(body: DeviceTokenBody, request: Request) -> dict[str, Any
 
 
 # --- PIN -----------------------------------------------------------------------------------------
-@router.put("/pin")
+@router.put("/pin", dependencies=[bearer_first()])
 async def set_pin(body: PinBody, request: Request) -> dict[str, Any]:
     principal = await caller(request)
     await pin.set_pin(core_of(request), context(request, SURFACE), principal.user_id or 0, body.pin)
     return ok()
 
 
-@router.post("/pin/verify")
+@router.post("/pin/verify", dependencies=[bearer_first()])
 async def verify_pin(body: PinBody, request: Request) -> dict[str, Any]:
     principal = await caller(request)
     await pin.verify_pin(core_of(request), context(request, SURFACE), principal.user_id or 0, body.pin)
