@@ -13,7 +13,7 @@ from authgate.core.blur import blur_email, blur_phone, owner_phone
         ("billy@aritaone.com", "bi*****@*****.com"),
         ("test@aritaone.com", "te*****@*****.com"),
         ("bi@x.io", "b*****@*****.io"),  # 2 characters: showing both would show it all
-        ("b@x.io", "b*****@*****.io"),
+        ("b@x.io", "*****@*****.io"),  # 1 character: none shown (the audit saw it whole)
         ("first.last@mail.example.co.uk", "fi*****@*****.uk"),
         ("user@localhost", "us*****@*****"),
         (None, None),

@@ -14,15 +14,21 @@ STARS = "*****"
 
 
 def blur_email(email: str | None) -> str | None:
-    """``bi*****@*****.com``; a local part of 1–2 characters keeps only its first character."""
+    """``bi*****@*****.com``; a local part of two characters keeps its first, one of a single
+    character keeps none: a local part is never shown whole."""
     if not email:
         return None
     local, _, domain = email.rpartition("@")
     if not local:  # not an address: reveal nothing
         return f"{STARS}@{STARS}"
-    keep = local[:2] if len(local) > 2 else local[:1]
+    keep = local[: shown_of(local)]
     tld = domain.rsplit(".", 1)[1] if "." in domain else ""
     return f"{keep}{STARS}@{STARS}" + (f".{tld}" if tld else "")
+
+
+def shown_of(local: str) -> int:
+    """How many leading characters of an email's local part a blurred address shows."""
+    return 2 if len(local) > 2 else len(local) - 1
 
 
 def national_digits(phone: str) -> str:
