@@ -113,3 +113,12 @@ def test_nothing_classified_holds_a_control_character(raw: str) -> None:
 
 def test_whitespace_around_a_login_id_is_still_trimmed() -> None:
     assert classify("\tOZFQkAz5\r\n", "HK").value == "ozfqkaz5"
+
+
+@pytest.mark.parametrize("raw", ["+85291112222", "+447700900123", "＋85291112222", "+abc"])
+def test_a_plus_that_is_not_a_valid_phone_is_422_on_the_login_id(raw: str) -> None:
+    """No username may hold a "+", so a "+…" that does not parse as a phone was a mistyped number:
+    refused naming the login field, not taken for a username (an app OTP then blamed sendType)."""
+    with pytest.raises(AuthError) as err:
+        classify(raw, "HK", "loginID")
+    assert err.value.field == "loginID" and "phone" in (err.value.detail or "")

@@ -98,6 +98,9 @@ def classify(login_id: str, region: str, field: str = "loginID") -> LoginId:
     phone = try_phone(raw, region)
     if phone:
         return LoginId(AccountType.PHONE, phone)
+    if unicodedata.normalize("NFKC", raw).startswith("+"):
+        # No username holds a "+": this was meant as a phone number, and is not a valid one.
+        raise invalid(field, "not a valid phone number")
     return LoginId(AccountType.USERNAME, normalise_username(raw))
 
 
