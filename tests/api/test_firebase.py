@@ -715,7 +715,11 @@ async def test_onboarding_input_is_validated(
 @pytest.mark.parametrize(
     ("change", "field"),
     [({"birthday": "17/05/1990"}, "birthday"), ({"birthday": "2999-01-01"}, "birthday"),
-     ({"gender": "robot"}, "gender"), ({"profilePhotoUrl": "javascript:alert(1)"}, "profilePhotoUrl")],
+     ({"gender": "robot"}, "gender"), ({"profilePhotoUrl": "javascript:alert(1)"}, "profilePhotoUrl"),
+     # the audit's: an ISO week date, markup in a URL, credentials in a URL
+     ({"birthday": "1990-W01-1"}, "birthday"), ({"profilePhotoUrl": 'https://"><script>/x'}, "profilePhotoUrl"),
+     ({"profilePhotoUrl": "https://user:pw@evil.com/x"}, "profilePhotoUrl"),
+     ({"profilePhotoUrl": "https://cdn.example.com/a b.png"}, "profilePhotoUrl")],
 )
 async def test_profile_fields_are_validated(fh: Harness, minter: Minter, change: dict[str, str], field: str) -> None:
     data = await authenticate(fh, minter.token())

@@ -215,6 +215,7 @@ def _bad_tokens(m: Minter) -> dict[str, str]:
         "blank sub": m.token("u", sub="   "),
         "sub over 128": m.token("u", sub="x" * 129),
         "sub not a string": m.token("u", sub=12345),
+        "sub with a NUL": m.token("u", sub="a\u0000b"),
         "garbage": "not.a.jwt",
         "empty": "",
         "oversized": m.token("u", padding="x" * 9000),
@@ -225,7 +226,7 @@ BAD_NAMES = [
     "signed by another key", "alg HS256", "alg none", "alg RS512", "kid not served", "no kid",
     "another project's aud", "aud as a list", "another project's iss", "iss of another issuer",
     "expired", "issued in the future", "authenticated in the future", "no auth_time", "no exp",
-    "no iat", "exp as a string", "exp as true", "iat as a string", "empty sub", "blank sub", "sub over 128", "sub not a string", "garbage", "empty", "oversized",
+    "no iat", "exp as a string", "exp as true", "iat as a string", "empty sub", "blank sub", "sub over 128", "sub not a string", "sub with a NUL", "garbage", "empty", "oversized",
 ]
 
 

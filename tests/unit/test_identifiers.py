@@ -122,3 +122,16 @@ def test_a_plus_that_is_not_a_valid_phone_is_422_on_the_login_id(raw: str) -> No
     with pytest.raises(AuthError) as err:
         classify(raw, "HK", "loginID")
     assert err.value.field == "loginID" and "phone" in (err.value.detail or "")
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://lh3.googleusercontent.com/a/ACg8ocK=s96-c", True), ("http://cdn.example.com:8080/p.png?s=1#x", True),
+    ("https://example.com", True), ("https://example.com/a%20b", True),
+    ('https://"><script>/x', False), ("https://user:pw@evil.com/x", False), ("https://ex.com/<b>", False),
+    ("https://a b.com", False), ("javascript:alert(1)", False), ("https://", False), ("ftp://x.com/a", False),
+    ("https://ex.com/" + "a" * 2048, False),
+])
+def test_web_urls_are_absolute_http_urls_with_nothing_that_breaks_out(url: str, ok: bool) -> None:
+    from authgate.core.identifiers import is_web_url
+
+    assert is_web_url(url) is ok

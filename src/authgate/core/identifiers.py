@@ -125,3 +125,21 @@ def username_candidates(seed: str) -> list[str]:
     for width in (3, 3, 4, 4, 6, 6, 8):
         out.append(f"{stem}{''.join(secrets.choice(string.digits) for _ in range(width))}")
     return out
+
+
+# An http(s) URL as RFC 3986 writes it: a host name or IPv4 address with an optional port, no
+# user:password@ part, and only characters a URL may hold (no quotes, angle brackets, backslashes
+# or spaces, which would break out of an attribute in a client that renders it unescaped).
+_WEB_URL = re.compile(
+    r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"(?:[/?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*)?"
+)
+
+
+def is_web_url(value: str, *, https_only: bool = False, max_length: int = 2048) -> bool:
+    """Whether ``value`` is an absolute http(s) URL fit to store and hand to clients (avatars,
+    profile photos): see ``_WEB_URL``."""
+    if len(value) > max_length or (https_only and not value.startswith("https://")):
+        return False
+    return _WEB_URL.fullmatch(value) is not None
+

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from authgate.core.errors import AuthError, ErrorCode
+from authgate.core.identifiers import has_control
 from authgate.core.model import AuthProvider
 
 log = structlog.get_logger("authgate.idp.firebase")
@@ -160,8 +161,8 @@ class FirebaseVerifier:
         if claims.get("aud") != self.project_id:  # a list containing the project is not enough
             raise invalid_token()
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB_CHARS:
-            raise invalid_token()
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB_CHARS or has_control(sub):
+            raise invalid_token()  # a NUL in a uid: PostgreSQL could not store it (Firebase uids have none)
         firebase = claims.get("firebase")
         method = firebase.get("sign_in_provider") if isinstance(firebase, dict) else None
         provider = PROVIDERS.get(method) if isinstance(method, str) else None

@@ -33,7 +33,7 @@ from authgate.core.errors import AuthError, ErrorCode
 from authgate.core.flows import ownership
 from authgate.core.flows.onboarding import DEFAULT_LANGUAGE, check_language
 from authgate.core.flows.users import insert_with_free_username, new_user
-from authgate.core.identifiers import has_control, normalise_email, refuse_control
+from authgate.core.identifiers import has_control, is_web_url, normalise_email, refuse_control
 from authgate.core.model import AuthProvider, ExternalIdentity, Onboarding, RequestContext, Role, User
 from authgate.core.ports import Tx
 from authgate.core.service import Core
@@ -75,7 +75,7 @@ class FederatedIdentity:
             email_verified=bool(claims.get("email_verified")) and email is not None,
             name=name.strip()[:_NAME_MAX] if isinstance(name, str) and name.strip() else None,
             picture=picture
-            if isinstance(picture, str) and picture.startswith("https://") and len(picture) <= _URL_MAX
+            if isinstance(picture, str) and is_web_url(picture, https_only=True, max_length=_URL_MAX)
             else None,
         )
 

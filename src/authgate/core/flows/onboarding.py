@@ -17,7 +17,7 @@ from authgate.core import audit
 from authgate.core.audit import Event
 from authgate.core.errors import AuthError, ErrorCode, invalid
 from authgate.core.flows import codes
-from authgate.core.identifiers import parse_phone, refuse_control
+from authgate.core.identifiers import is_web_url, parse_phone, refuse_control
 from authgate.core.model import Onboarding, RequestContext, User
 from authgate.core.service import Core
 
@@ -209,7 +209,8 @@ def _birthday(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     try:
-        born = date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+        shaped = isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+        born = date.fromisoformat(value) if shaped else None  # not an ISO week date (1990-W01-1)
     except ValueError:
         born = None
     if born is None:
@@ -232,7 +233,7 @@ def _photo(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     url = value.strip() if isinstance(value, str) else ""
-    if not re.fullmatch(r"https?://[^\s/\x00-\x1f\x7f]+(/[^\s\x00-\x1f\x7f]*)?", url) or len(url) > 2048:
+    if not is_web_url(url):
         raise invalid("profilePhotoUrl", "Profile photo URL must be an http(s) URL")
     return url
 

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,6 +31,7 @@ from authgate.core.flows.users import insert_with_free_username, new_user
 from authgate.core.i18n import LOCALES
 from authgate.core.identifiers import (
     clean_username,
+    is_web_url,
     normalise_email,
     normalise_username,
     parse_phone,
@@ -58,7 +58,6 @@ MAX_BCRYPT_COST = 15
 MAX_ARGON2_MEMORY_KIB = 256 * 1024
 MAX_ARGON2_TIME = 10
 MAX_PBKDF2_ITERATIONS = 5_000_000
-_URL = re.compile(r"^https?://[^\s]+$")
 
 
 # --- who is calling ------------------------------------------------------------------------------
@@ -240,7 +239,7 @@ def parse_payload(core: Core, data: Any, *, seed_quotes: bool = False) -> SyncIn
         v["locale"] = locale
     if "avatar" in data:
         avatar = _text(data, "avatar", 2048)
-        if avatar is not None and not _URL.fullmatch(avatar):
+        if avatar is not None and not is_web_url(avatar):
             raise invalid("avatar", "must be an http(s) URL")
         v["avatar_url"] = avatar
     if "birthday" in data:
