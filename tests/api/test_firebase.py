@@ -666,6 +666,22 @@ async def test_a_phone_taken_between_send_and_verify_is_409(fhdb: Harness, minte
     error_of(r, 409, "CONFLICT", "This phone number is already in use by another account")
 
 
+async def test_a_phone_another_user_sent_to_and_verified_since_is_409(make_harness: Any, certs: Any, minter: Minter) -> None:
+    """The audit's path: B's code is replaced by A's send to the same phone, A verifies it; B's
+    verify must say the phone is taken (it said the code was wrong, so the 409 was unreachable)."""
+    h = await make_harness(firebase_project_id=PROJECT, firebase_certs_url=certs.url, limit_otp_send_purpose="10/minute")
+    a = await authenticate(h, minter.token("uid-sa", email="sa@example.com"))
+    b = await authenticate(h, minter.token("uid-sb", email="sb@example.com"))
+    await h.client.post("/api/v1/auth/phone/send-otp", headers=bearer(b), json={"phoneNumber": PHONE})
+    b_code = sms_code(h)
+    r = await h.client.post("/api/v1/auth/phone/send-otp", headers=bearer(a), json={"phoneNumber": PHONE})
+    assert r.status_code == 200, r.text
+    r = await h.client.post("/api/v1/auth/phone/verify", headers=bearer(a), json={"phoneNumber": PHONE, "otp": sms_code(h)})
+    assert r.status_code == 200, r.text
+    r = await h.client.post("/api/v1/auth/phone/verify", headers=bearer(b), json={"phoneNumber": PHONE, "otp": b_code})
+    error_of(r, 409, "CONFLICT", "This phone number is already in use by another account")
+
+
 async def test_a_code_sent_for_one_user_does_not_verify_another(fh: Harness, minter: Minter) -> None:
     a = await authenticate(fh, minter.token("uid-ca", email="ca@example.com"))
     b = await authenticate(fh, minter.token("uid-cb", email="cb@example.com"))

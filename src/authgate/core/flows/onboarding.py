@@ -145,6 +145,10 @@ async def verify_phone(core: Core, ctx: RequestContext, user_id: int, phone_numb
     phone = _phone(core, phone_number)
     user = await _load(core, user_id)
     _require(user, Onboarding.PENDING_PHONE_VERIFICATION)
+    if await _phone_taken(core, phone, user.id):
+        # Taken since the send (which said 409 too): the code is no longer what matters. Its code
+        # may even be gone, replaced by the other account's send to the same phone.
+        raise AuthError(ErrorCode.IDENTIFIER_TAKEN, field="phoneNumber")
     async with core.store.transaction(write=False) as tx:
         row = await tx.secrets.get_active(PHONE_PURPOSE, phone)
     # A code sent to this phone for another user proves nothing for this one.
