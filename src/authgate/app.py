@@ -75,7 +75,8 @@ def _startup_failure_in_one_line(scope: Scope, send: Send) -> Send:
 
 
 class AccessLog:
-    """Request id, method, path, status, latency and surface for every request; metrics too."""
+    """Request id, method, path, status, latency and surface for every request; metrics too; and
+    ``Cache-Control: no-store`` on every answer that does not set its own."""
 
     def __init__(self, app: ASGIApp, surfaces: Surfaces, metrics: Metrics) -> None:
         self.app = app
@@ -101,8 +102,13 @@ class AccessLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode()))
+                # Tokens, sessions and personal data: no browser or proxy may keep an answer
+                # (RFC 6749 §5.1), unless the route says otherwise (the JWKS, the pages' assets).
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -102,3 +102,18 @@ async def test_a_number_past_pythons_int_limit_is_a_malformed_body_in_the_surfac
     r = await h.client.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert "Malformed JSON body" in r.text
+
+
+async def test_token_answers_and_errors_are_never_cached_but_the_jwks_may_be(h: Harness) -> None:
+    """RFC 6749 §5.1: a response holding a token says ``Cache-Control: no-store``; every surface's
+    JSON does (tokens, sessions, personal data), errors too. The public keys stay cacheable."""
+    r = await h.client.post("/api/auth/v1/signup", json={
+        "email": "nostore@example.com", "name": "N", "username": "nostore", "password": "S3cure-pass"})
+    assert r.status_code == 201 and r.headers["cache-control"] == "no-store"
+    r = await h.client.post("/app/auth/login", json={"loginID": "nostore", "password": "S3cure-pass", "deviceToken": "d"})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    for path in ("/app/auth/login", "/api/v1/auth/refresh", "/api/auth/login", "/api/auth/v1/login"):
+        r = await h.client.post(path, json={})
+        assert r.status_code in (400, 401, 422) and r.headers.get("cache-control") == "no-store", (path, r.headers)
+    r = await h.client.get("/.well-known/jwks.json")
+    assert r.headers["cache-control"] == "public, max-age=300"
