@@ -118,3 +118,15 @@ async def test_control_characters_in_interests_are_422(fhdb: Harness, minter: Mi
 async def test_control_characters_in_device_info_are_422(fhdb: Harness, minter: Minter) -> None:
     r = await fhdb.client.post(AUTH, json={"firebaseToken": minter.token("uid-nul-device"), "deviceInfo": "a\u0000b"})
     assert list(envelope_of(r, 422, "UNPROCESSABLE_ENTITY", "Validation failed")) == ["deviceInfo"]
+
+
+@pytest.mark.parametrize(("locale", "message", "field_message"), [
+    ("fr", "Échec de la validation", "Valeur invalide pour firebaseToken"),
+    ("zh-Hant", "驗證失敗", "firebaseToken 的值無效"),
+    ("en", "Validation failed", "Firebase token is required"),
+])
+async def test_a_422_follows_the_locale_header(fh: Harness, locale: str, message: str, field_message: str) -> None:
+    """CONTRACT §1: error messages follow `locale`; the seed's English words stay for English."""
+    r = await fh.client.post("/api/v1/auth/firebase/authenticate", json={}, headers={"locale": locale})
+    assert r.status_code == 422
+    assert r.json()["message"] == message and r.json()["data"] == {"firebaseToken": field_message}

@@ -54,6 +54,14 @@ STATUS_NAMES = {
 }
 
 VALIDATION_FAILED = "Validation failed"
+# The seed's 422 words are English; other languages get the envelope's message in their own words
+# and, per field, the localised "invalid value for <field>" (the English reasons are not translated).
+VALIDATION_FAILED_IN = {
+    "zh-Hant": "驗證失敗",
+    "zh": "验证失败",
+    "fr": "Échec de la validation",
+    "sw": "Uthibitishaji umeshindwa",
+}
 INACTIVE = "Account is inactive or locked"
 PHONE_TAKEN = "This phone number is already in use by another account"
 OTP_FORMAT = "OTP must be 4 to 8 digits"  # as core/flows/onboarding.py words it
@@ -99,6 +107,8 @@ def render(err: AuthError, locale: str, path: str = "") -> Response:
     if err.kind is Kind.INVALID:
         # The body's own field, not pydantic's path inside it ("interests.1", "otp.int").
         field = (err.field or "body").split(".", 1)[0]
+        if locale in VALIDATION_FAILED_IN:
+            return envelope(status, VALIDATION_FAILED_IN[locale], {field: text_for(err, locale)})
         return envelope(status, VALIDATION_FAILED, {field: _field_message(err, locale)})
     if err.code in (ErrorCode.ACCOUNT_INACTIVE, ErrorCode.ACCOUNT_LOCKED):
         msg = INACTIVE
