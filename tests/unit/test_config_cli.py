@@ -115,3 +115,12 @@ def test_invalid_settings_give_a_clear_message(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AUTHGATE_ENV", "production")
     out = CliRunner().invoke(cli, ["migrate"])
     assert out.exit_code == 2 and "AUTHGATE_SECRET_KEY" in out.output
+
+
+def test_python_dash_m_authgate_is_the_same_command_line() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "authgate", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "serve" in out.stdout and "migrate" in out.stdout
