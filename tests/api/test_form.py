@@ -445,3 +445,30 @@ async def test_the_link_email_states_the_configured_lifetime(make_harness, ttl: 
     assert says in h.outbox[-1][2]
     # whoever gets a link for an account they did not open is told not to verify it for a stranger
     assert "If you did not sign up, ignore this email: the address stays unverified." in h.outbox[-1][2]
+
+
+async def test_a_send_for_an_unknown_email_takes_as_long_as_a_real_one(h: Harness) -> None:
+    """A real send waits for the provider; a pretended one waits about as long (the provider's
+    few hundred milliseconds told a known address from an unknown one: the audit's enumeration)."""
+    import asyncio
+    import time
+
+    await register(h)
+    mailer = h.core.messenger.mailer
+    real = mailer.send
+
+    async def slow_provider(to: str, subject: str, text: str) -> None:
+        await asyncio.sleep(0.3)
+        await real(to, subject, text)
+
+    mailer.send = slow_provider  # type: ignore[method-assign]
+    took = {}
+    for email in (SIGNUP["email"], "nobody@example.com"):
+        for path in ("send-otp", "send-verification-link"):
+            start = time.perf_counter()
+            r = await h.client.post(f"/api/auth/v1/users/{path}", json={"email": email})
+            took[(email, path)] = time.perf_counter() - start
+            assert r.status_code == 200, r.text
+    assert h.core.messenger.typical["email"] >= 0.3
+    assert all(seconds >= 0.25 for seconds in took.values()), took
+    assert len([m for m in h.outbox if m[0] == "nobody@example.com"]) == 0

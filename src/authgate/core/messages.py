@@ -7,6 +7,8 @@ A provider call that fails is retried with exponential backoff; if every try fai
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 
 import structlog
 
@@ -69,6 +71,9 @@ class Messenger:
         self.sms_sender = sms
         self.retries = max(1, retries)
         self.backoff = backoff
+        # Seconds a successful send takes, per channel (a moving average on this node), so that a
+        # send pretended for an unknown account takes about as long as a real one (``pause_like``).
+        self.typical: dict[str, float] = {"email": 0.0, "sms": 0.0}
 
     @property
     def has_email(self) -> bool:
@@ -81,12 +86,27 @@ class Messenger:
     async def email(self, to: str, subject: str, text: str) -> None:
         if self.mailer is None:
             raise AuthError(ErrorCode.NO_CHANNEL, detail="email")
-        await self._with_retries(self.mailer.name, lambda: self.mailer.send(to, subject, text))
+        await self._timed("email", self.mailer.name, lambda: self.mailer.send(to, subject, text))
 
     async def sms(self, to: str, body: str) -> None:
         if self.sms_sender is None:
             raise AuthError(ErrorCode.NO_CHANNEL, detail="sms")
-        await self._with_retries(self.sms_sender.name, lambda: self.sms_sender.send(to, body))
+        await self._timed("sms", self.sms_sender.name, lambda: self.sms_sender.send(to, body))
+
+    async def pause_like(self, *channels: str) -> None:
+        """Wait about as long as a real send through ``channels`` takes here (±15 %, at most 5 s):
+        the answer to a send pretended for an unknown account would otherwise come back at once,
+        and a provider's few hundred milliseconds would tell a known address from an unknown one."""
+        typical = min(5.0, sum(self.typical.get(channel, 0.0) for channel in channels))
+        if typical > 0:
+            await asyncio.sleep(typical * random.uniform(0.85, 1.15))
+
+    async def _timed(self, channel: str, provider: str, call) -> None:  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        await self._with_retries(provider, call)
+        took = time.perf_counter() - start
+        before = self.typical[channel]
+        self.typical[channel] = took if before == 0.0 else 0.8 * before + 0.2 * took
 
     async def _with_retries(self, provider: str, call) -> None:  # type: ignore[no-untyped-def]
         delay = self.backoff

@@ -56,6 +56,14 @@ async def count_send(core: Core, ctx: RequestContext, purpose: str, *addresses: 
         await core.guard.hit("otp_send_hourly", address, s.limit_otp_send_hourly)
 
 
+async def pretend_send(core: Core, ctx: RequestContext, purpose: str, key: str, *channels: str) -> None:
+    """A send for an unknown account (or one with nowhere to send to): counted as a real one, and
+    answered after about as long as a real send through ``channels`` takes, so neither the limits
+    nor the timing tell it apart. Nothing is sent."""
+    await count_send(core, ctx, purpose, key)
+    await core.messenger.pause_like(*channels)
+
+
 async def send_failed(core: Core, purpose: str, *addresses: str) -> None:
     """A send that never left (every provider try failed): the one-a-minute wait for these
     addresses and purpose is lifted, so the caller can retry at once (nothing was half-done, so
@@ -150,6 +158,9 @@ def channel_configured(core: Core, channels: str) -> bool:
     return bool(email or sms)
 
 
+_ANY_PHONE = "+0"  # stands for "the account has a phone" where only the channels are wanted
+
+
 def channel_destinations(core: Core, email: str | None, phone: str | None, channels: str) -> list[Destination]:
     """Where an account's verification code goes: email, SMS or both, as configured and possible."""
     out = []
@@ -184,11 +195,10 @@ async def send_channel_code_to(core: Core, ctx: RequestContext, email: str, chan
         raise AuthError(ErrorCode.NO_CHANNEL)
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_email(email)
-    if user is None:
-        await count_send(core, ctx, CHANNEL_PURPOSE, email)
-        return
-    if not channel_destinations(core, user.email, user.phone, channels):
-        await count_send(core, ctx, CHANNEL_PURPOSE, email)
+    if user is None or not channel_destinations(core, user.email, user.phone, channels):
+        # As long as a send to an account with both an email and a phone would take.
+        likely = channel_destinations(core, email, phone=_ANY_PHONE, channels=channels)
+        await pretend_send(core, ctx, CHANNEL_PURPOSE, email, *(d.channel for d in likely))
         return
     await send_channel_code(core, ctx, user, channels)
 

@@ -78,7 +78,7 @@ async def send_account_code(
     dest = _destination(core, user, login.kind) if user is not None else None
     if user is None or dest is None:
         # Same limits as a real send, nothing sent, a secret id that matches no code.
-        await codes.count_send(core, ctx, purpose, login.value)
+        await codes.pretend_send(core, ctx, purpose, login.value, "sms" if login.kind is AccountType.PHONE else "email")
         shown = None
         if login.kind is AccountType.EMAIL:
             shown = blur_email(login.value)

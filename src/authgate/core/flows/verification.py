@@ -88,7 +88,7 @@ async def send_link_to(
     async with core.store.transaction(write=False) as tx:
         user = await tx.users.get_by_email(email)
     if user is None:
-        await codes.count_send(core, ctx, PURPOSE, email)
+        await codes.pretend_send(core, ctx, PURPOSE, email, "email")
         return
     await send_link(core, ctx, user, verify_path, redirect_url)
 
