@@ -149,6 +149,23 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("redirect_allowlist", mode="after")
+    @classmethod
+    def _origins_only(cls, value: list[str]) -> list[str]:
+        """Each entry an http(s) origin: a JSON list or a path would be taken as one origin that
+        matches nothing, and every redirect refused without a word."""
+        from urllib.parse import urlsplit
+
+        for item in value:
+            try:
+                parts = urlsplit(item)
+                parts.port  # noqa: B018 - raises for a bad port
+            except ValueError:
+                parts = None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"{item!r} is not an origin such as https://app.example.com (comma-separated)")
+        return value
+
     @model_validator(mode="after")
     def _firebase_scrypt_is_base64(self) -> Settings:
         import base64

@@ -58,6 +58,15 @@ def test_lists_from_comma_separated_env(monkeypatch: pytest.MonkeyPatch) -> None
     assert s.trusted_proxies == ["10.0.0.0/8"]
 
 
+@pytest.mark.parametrize("value", ['["https://app.example.com"]', "app.example.com", "https://app.example.com/path",
+                                   "ftp://app.example.com", "https://app.example.com:99999"])
+def test_a_redirect_allowlist_of_anything_but_origins_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """A JSON list was taken as one origin that matches nothing: every redirect refused, silently."""
+    monkeypatch.setenv("AUTHGATE_REDIRECT_ALLOWLIST", value)
+    with pytest.raises(ValueError, match="not an origin"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_cli_migrate_users_clients_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTHGATE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     runner = CliRunner()

@@ -24,14 +24,20 @@ PURPOSE = "verify_email"
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL (the default port left out, as browsers write an
+    origin), or None for anything else: another scheme, no host, a user:password@, a bad port."""
     try:
         parts = urlsplit(url.strip())
+        number = parts.port  # raises for a port that is not a number in range
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         return None
-    port = f":{parts.port}" if parts.port else ""
+    port = f":{number}" if number and number != _DEFAULT_PORTS[parts.scheme] else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
