@@ -75,8 +75,9 @@ def _startup_failure_in_one_line(scope: Scope, send: Send) -> Send:
 
 
 class AccessLog:
-    """Request id, method, path, status, latency and surface for every request; metrics too; and
-    ``Cache-Control: no-store`` on every answer that does not set its own."""
+    """Request id, method, path, status, latency and surface for every request; metrics too;
+    ``Cache-Control: no-store`` on every answer that does not set its own; and ``HEAD`` served as
+    the ``GET`` it stands for, without the body (RFC 9110 §9.3.2; the routes know only GET)."""
 
     def __init__(self, app: ASGIApp, surfaces: Surfaces, metrics: Metrics) -> None:
         self.app = app
@@ -94,6 +95,10 @@ class AccessLog:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
         request_id = request_id or os.urandom(16).hex()  # 32 hex digits, as uuid4().hex; ~5x cheaper
+        method = scope.get("method", "")
+        head = method == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
         # Every log line of this request carries its id; the core binds user_id once it knows it.
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -109,6 +114,8 @@ class AccessLog:
                 if not any(name.lower() == b"cache-control" for name, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # the GET's headers, Content-Length included
             await send(message)
 
         try:
@@ -116,10 +123,10 @@ class AccessLog:
         finally:
             elapsed = time.perf_counter() - start
             surface = self.surfaces.for_path(scope.get("path", "/")).name
-            self.metrics.observe(surface, scope.get("method", ""), status, elapsed)
+            self.metrics.observe(surface, method, status, elapsed)
             log.info(
                 "request",
-                method=scope.get("method"),
+                method=method,
                 path=scope.get("path"),
                 status=status,
                 latency_ms=round(elapsed * 1000, 2),

@@ -117,3 +117,17 @@ async def test_token_answers_and_errors_are_never_cached_but_the_jwks_may_be(h: 
         assert r.status_code in (400, 401, 422) and r.headers.get("cache-control") == "no-store", (path, r.headers)
     r = await h.client.get("/.well-known/jwks.json")
     assert r.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_head_is_the_get_without_its_body(h: Harness) -> None:
+    """RFC 9110: a resource that answers GET answers HEAD (it was 405); a POST-only path still
+    refuses it, naming what it allows."""
+    get = await h.client.get("/healthz")
+    r = await h.client.head("/healthz")
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == get.headers["content-length"]
+    assert r.headers["content-type"] == get.headers["content-type"]
+    r = await h.client.head("/api/auth/v1/users/me")
+    assert r.status_code == 401 and r.content == b""
+    r = await h.client.head("/api/auth/v1/login")
+    assert r.status_code == 405 and r.content == b"" and "POST" in r.headers["allow"]
