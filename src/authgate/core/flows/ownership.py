@@ -8,10 +8,9 @@ the account, and the account had not proven it before, the proof wins: ``claim``
 password, the PIN, the other address and every linked identity but the one that proved it, revokes
 every session, and marks the address verified. The owner sets a password again through the usual
 reset. Callers decide when the proof is one (core/flows/federated.py: a provider's verified email;
-core/flows/otp_natures.py: a login or reset code to a self-opened account that never proved any
-address);
-this module is only what the claim does, once, inside the caller's transaction and before the
-caller's own session is started.
+core/flows/otp_natures.py and ui_codes.py: a login or reset code to a self-opened account that
+never proved any address); this module is only what the claim does, once, inside the caller's
+transaction and before the caller's own session is started.
 
 Not claims: a code confirmed from inside a session (the session's holder proves the address is
 theirs) and a verification link (its whole purpose is the sign-up's own confirmation; the email
