@@ -65,8 +65,9 @@ class BillingEvent:
 
 async def stored_admin(core: Core, principal: Principal) -> bool:
     """Whether a user access token's account is an admin (ROLE_ADMIN or above) *as stored* and
-    active: an admin demoted or deactivated since the token was signed is one no longer. The token's
-    roles only spare the lookup for everyone else (it can only ever narrow what they say)."""
+    active: an admin demoted or deactivated since the token was signed is one no longer. A token
+    without the role needs no lookup: it is no admin's whatever is stored (a promotion waits for a
+    new token)."""
     if principal.typ != TokenType.ACCESS.value or not principal.has_role_at_least(Role.ADMIN):
         return False
     async with core.store.transaction(write=False) as tx:
