@@ -552,3 +552,28 @@ async def test_send_otp_provider_failure_is_500_and_burns_the_otp(
     assert r.status_code == 401
     if kind == "twilio":
         assert form(s.requests[0])["To"] == "+85268098227"  # the stored E.164 number
+
+
+async def test_the_send_time_a_pretended_send_waits_is_measured_and_guessed_before() -> None:
+    """Before this node has timed a send, a network provider is guessed at NETWORK_GUESS (a node
+    fresh from a restart answered an unknown address at once); the first real send replaces it."""
+    import asyncio
+
+    from authgate.core.messages import NETWORK_GUESS, Messenger
+
+    class SlowMailer:
+        name = "smtp"
+
+        async def send(self, to: str, subject: str, text: str) -> None:
+            await asyncio.sleep(0.05)
+
+    class Console:
+        name = "console"
+
+        async def send(self, to: str, body: str) -> None:
+            return None
+
+    m = Messenger(SlowMailer(), Console())  # type: ignore[arg-type]
+    assert m.typical == {"email": NETWORK_GUESS, "sms": 0.0}
+    await m.email("a@example.com", "s", "t")
+    assert 0.05 <= m.typical["email"] < NETWORK_GUESS

@@ -63,6 +63,9 @@ def link_text(locale: str, link: str, ttl_seconds: int) -> tuple[str, str]:
     return subject, body.format(link=link, span=span_text(locale, ttl_seconds))
 
 
+NETWORK_GUESS = 0.25  # seconds: an SMTP or HTTP provider's send, before one has been timed here
+
+
 class Messenger:
     def __init__(
         self, mailer: Mailer | None, sms: SmsSender | None, retries: int = 3, backoff: float = 0.2
@@ -73,7 +76,12 @@ class Messenger:
         self.backoff = backoff
         # Seconds a successful send takes, per channel (a moving average on this node), so that a
         # send pretended for an unknown account takes about as long as a real one (``pause_like``).
-        self.typical: dict[str, float] = {"email": 0.0, "sms": 0.0}
+        # Until this node has sent one, a network provider is guessed at NETWORK_GUESS seconds.
+        self.typical: dict[str, float] = {
+            channel: NETWORK_GUESS if provider is not None and provider.name != "console" else 0.0
+            for channel, provider in (("email", mailer), ("sms", sms))
+        }
+        self._measured: set[str] = set()
 
     @property
     def has_email(self) -> bool:
@@ -105,8 +113,11 @@ class Messenger:
         start = time.perf_counter()
         await self._with_retries(provider, call)
         took = time.perf_counter() - start
-        before = self.typical[channel]
-        self.typical[channel] = took if before == 0.0 else 0.8 * before + 0.2 * took
+        if channel in self._measured:
+            self.typical[channel] = 0.8 * self.typical[channel] + 0.2 * took
+        else:
+            self._measured.add(channel)
+            self.typical[channel] = took
 
     async def _with_retries(self, provider: str, call) -> None:  # type: ignore[no-untyped-def]
         delay = self.backoff
