@@ -19,6 +19,19 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F)}
+
+
+def _escape_controls(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """For the console renderer (JSON escapes them itself): a NUL or an escape sequence from a
+    request path or header is written as ``\\x00``, not as the byte (it made the log binary, and
+    a terminal would obey an escape sequence). Newlines and tabs stay (messages, tracebacks)."""
+    for key, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[key] = value.translate(_CONTROLS)
+    return event
+
+
 class _Current:
     """``sys.stdout`` or ``sys.stderr`` as it is at each write, not as it was when logging was set
     up (a test runner swaps and closes its capture files between tests)."""
@@ -48,6 +61,8 @@ def configure(
     if not dev_console:
         processors.append(_redact)
     processors.append(structlog.processors.format_exc_info)
+    if not json_output:
+        processors.append(_escape_controls)
     processors.append(
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -133,3 +133,12 @@ def test_python_dash_m_authgate_is_the_same_command_line() -> None:
     out = subprocess.run([sys.executable, "-m", "authgate", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "serve" in out.stdout and "migrate" in out.stdout
+
+
+def test_the_console_log_escapes_control_characters_but_keeps_lines() -> None:
+    """A NUL from a request path made the dev console log binary (grep refused it), and an escape
+    sequence would be obeyed by a terminal; the JSON log escapes both itself."""
+    from authgate.logging import _escape_controls
+
+    event = _escape_controls(None, "info", {"path": "/api/a\x00b\x1b[31m", "body": "one\ntwo\tthree", "status": 404})
+    assert event == {"path": "/api/a\\x00b\\x1b[31m", "body": "one\ntwo\tthree", "status": 404}
