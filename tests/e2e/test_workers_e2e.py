@@ -71,11 +71,18 @@ def open_connections(port: int, n: int) -> list[socket.socket]:
     return opened
 
 
+def _holds_a_socket(pid: int) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in os.listdir(f"/proc/{pid}/fd"))
+    except FileNotFoundError:  # the process (or one of its fds) went away while we looked
+        return False
+
+
 def workers_of(server: ServerProcess) -> list[int]:
     assert server.proc is not None
-    # The supervisor's children that serve (multiprocessing may add a helper process that holds no socket).
-    return [pid for pid in children(server.proc.pid)
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in os.listdir(f"/proc/{pid}/fd"))]
+    # The supervisor's children that serve (multiprocessing may add a short-lived helper process
+    # that holds no socket, and may be gone by the time its fds are read).
+    return [pid for pid in children(server.proc.pid) if _holds_a_socket(pid)]
 
 
 def test_two_workers_share_the_connections_and_survive_a_crash(tmp_path: Path) -> None:
