@@ -48,7 +48,6 @@ REQUIRED_HEADERS = (
     "x-app-payload",
     "x-app-signature",
 )
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def render(err: AuthError, locale: str, path: str = "") -> Response:
@@ -79,7 +78,7 @@ async def csrf_token(request: Request) -> JSONResponse:
         session, _ = await core.sessions.from_secret(secret)
         session_id = session.id
     ttl = core.settings.csrf_ttl
-    return JSONResponse({"csrfToken": core.keyed.csrf_token(session_id, ttl), "expiresIn": ttl}, headers=NO_STORE)
+    return JSONResponse({"csrfToken": core.keyed.csrf_token(session_id, ttl), "expiresIn": ttl})
 
 
 # --- the username check (seed 000) -----------------------------------------------------------------
@@ -132,7 +131,7 @@ async def check_username(username: str, request: Request) -> JSONResponse:
         body=await request.body(),
         headers={k.lower(): v for k, v in headers.items()},
     )
-    return JSONResponse(view_json(view), headers=NO_STORE)
+    return JSONResponse(view_json(view))
 
 
 # --- linking a customer by hand (admin) -----------------------------------------------------------
@@ -162,7 +161,7 @@ async def link_customer(
         subscription_status=body.subscriptionStatus,
         set_status="subscriptionStatus" in body.model_fields_set,
     )
-    return JSONResponse(view_json(view), headers=NO_STORE)
+    return JSONResponse(view_json(view))
 
 
 # --- Stripe ---------------------------------------------------------------------------------------

@@ -196,7 +196,6 @@ def _blank_is_absent(value: Any) -> Any:
 # CONTRACT §5 writes the list as ``?search=&limit=&cursor=``: an empty ``limit`` is the default one.
 Limit = Annotated[int | None, BeforeValidator(_blank_is_absent), Query()]
 DEFAULT_LIMIT = 50
-NO_STORE = {"Cache-Control": "no-store"}  # token responses are never cached (RFC 6749 §5.1)
 
 
 # --- endpoints -------------------------------------------------------------------------------------
@@ -220,7 +219,7 @@ async def login_(body: LoginBody, request: Request) -> JSONResponse:
     out.update({"tokenType": "Bearer", "expiresIn": grant.expires_in})
     if grant.user is not None:
         out["user"] = user_json(grant.user)
-    return JSONResponse(out, headers=NO_STORE)
+    return JSONResponse(out)
 
 
 @router.put("/api/users")
